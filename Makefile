@@ -1,0 +1,49 @@
+# The two commands: `make run` starts the whole network, `make test` runs every test.
+# Everything needed is installed from PyPI, npm and Debian by these targets; nothing by hand.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 3000
+
+.PHONY: run test setup setup-test chromium clean bench
+
+run: setup
+	$(VENV)/bin/one up --port $(PORT)
+
+test: setup-test
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed node_modules/.installed
+
+setup-test: setup $(VENV)/.installed-test chromium
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[worker,scale]'
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[worker,scale,test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+# Debian chromium for the browser tests (Playwright drives it; it never downloads a browser).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+clean:
+	rm -rf $(VENV) node_modules .web .states test-output
+
+# Benchmarks (not part of `make test`): LiteLLM lives in its own venv so its pins never touch ours.
+.venv-bench/.installed: bench/requirements-litellm.txt
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install -q -r bench/requirements-litellm.txt
+	touch $@
+
+bench: setup-test .venv-bench/.installed
+	$(PY) bench/gateway.py

@@ -1,0 +1,34 @@
+"""The ONE web app. The coordinator's API rides on the same process and port (api_transformer)."""
+
+import reflex as rx
+
+from app.pages.account import agents_page, balance_page, packages_page, worker_page
+from app.pages.chat import chat_page, images_page
+from app.pages.operator import OperatorState, operator_page
+from app.pages.verify import VerifyState, verify_page
+from backend.api import create_api
+from backend.settlement import settlement_loop
+
+app = rx.App(
+    api_transformer=create_api(),
+    stylesheets=["/web/one.css"],
+    head_components=[rx.el.link(rel="icon", href="/favicon.svg"), rx.el.script(type="module", src="/web/app.js")],
+)
+app.add_page(chat_page, route="/", title="ONE — chat")
+app.add_page(images_page, route="/images", title="ONE — images")
+app.add_page(balance_page, route="/balance", title="ONE — balance")
+app.add_page(packages_page, route="/packages", title="ONE — packages")
+app.add_page(agents_page, route="/agents", title="ONE — agents")
+app.add_page(worker_page, route="/worker", title="ONE — earn with your browser")
+app.add_page(verify_page, route="/verify", title="ONE — verify receipts", on_load=VerifyState.load_from_query)
+app.add_page(operator_page, route="/operator", title="ONE — operator", on_load=OperatorState.check_session)
+app.register_lifespan_task(settlement_loop)
+
+
+async def agent_loop() -> None:
+    from backend.runtime import get_runtime
+
+    await get_runtime().agents.loop()
+
+
+app.register_lifespan_task(agent_loop)

@@ -1,0 +1,16 @@
+"""Chat, vision and images pages: shells for the browser-side views (assets/web/chat.js, images.js)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.layout import browser_view, page
+
+
+def chat_page() -> rx.Component:
+    return page(browser_view("chat"), wide=True)
+
+
+def images_page() -> rx.Component:
+    return page(rx.heading("Images", size="6"), rx.text("One prompt, a grid of candidates generated in parallel across the network.", color_scheme="gray"),
+                rx.box(browser_view("images"), padding_top="1em"), wide=True)  # fmt: skip

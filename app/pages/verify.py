@@ -1,0 +1,113 @@
+"""OneVerify in the browser: paste or upload receipts (and optionally the output) -> a verdict per check.
+
+The checks are backend/verify.py, the same code as `one verify`. The optional output arrives with the
+submit event and is hashed there, never kept in state."""
+
+from __future__ import annotations
+
+import json
+
+import reflex as rx
+
+from app.layout import page
+from backend.verify import parse_receipts, verify_with_output
+
+CHECK_NAMES = ("hash", "coordinator_sig", "worker_sig", "coordinator_key", "chain_link", "output")
+
+
+class VerifyState(rx.State):
+    receipts_text: str = ""
+    rows: list[dict[str, str]] = []
+    summary: str = ""
+    ok: bool = False
+
+    @rx.event
+    def set_receipts_text(self, value: str):
+        self.receipts_text = value
+
+    @rx.event
+    def load_from_query(self):
+        """/verify?hash=… (the receipt badges link here): fetch that receipt from the log and check it."""
+        from backend.runtime import get_runtime
+
+        receipt_hash = self.router.url.query_parameters.get("hash", "")
+        if not receipt_hash:
+            return
+        stored = get_runtime().receipts.get(receipt_hash.lower())
+        if stored is None:
+            self.rows, self.ok, self.summary = [], False, f"No receipt with hash {receipt_hash} in this coordinator's log."
+            return
+        self.receipts_text = json.dumps(stored, indent=2)
+        self._check(self.receipts_text, "", "")
+
+    @rx.event
+    def submit(self, form: dict):
+        self._check(self.receipts_text, str(form.get("output") or ""), str(form.get("coordinator") or "").strip())
+
+    @rx.event
+    async def upload(self, files: list[rx.UploadFile]):
+        if files:
+            self.receipts_text = (await files[0].read()).decode("utf-8", errors="replace")
+            self._check(self.receipts_text, "", "")
+
+    def _check(self, text: str, output: str, coordinator: str):
+        try:
+            receipts = parse_receipts(text)
+        except (ValueError, TypeError) as exc:
+            self.rows, self.ok, self.summary = [], False, f"Could not read receipts: {exc}"
+            return
+        if not receipts:
+            self.rows, self.ok, self.summary = [], False, "Paste at least one receipt."
+            return
+        report = verify_with_output(receipts, coordinator or None, output or None)
+        rows = [
+            {"seq": str(v.seq), "hash": v.hash[:16], "verdict": "valid" if v.ok else "INVALID", "problems": "; ".join(v.problems),
+             **{name: ("✓" if v.checks[name] else "✗") if name in v.checks else "–" for name in CHECK_NAMES}}
+            for v in report.verdicts
+        ]  # fmt: skip
+        self.rows, self.ok = rows, report.ok
+        self.summary = f"{len(rows)} receipt{'s' if len(rows) != 1 else ''}: " + ("all checks pass" if report.ok else "verification FAILED")
+
+
+def _row(row: dict) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(row["seq"]),
+        rx.table.cell(rx.code(row["hash"])),
+        *[rx.table.cell(row[name]) for name in CHECK_NAMES],
+        rx.table.cell(rx.badge(row["verdict"], color_scheme=rx.cond(row["verdict"] == "valid", "green", "red"))),
+        rx.table.cell(row["problems"]),
+    )
+
+
+def verify_page() -> rx.Component:
+    return page(
+        rx.heading("Verify receipts", size="6"),
+        rx.text("Every answer on ONE comes with a receipt signed by the worker and the coordinator and linked to the one before it. "
+                "Check them here, or offline with `one verify` — the same checks.", color_scheme="gray"),  # fmt: skip
+        rx.form(
+            rx.vstack(
+                rx.text_area(value=VerifyState.receipts_text, on_change=VerifyState.set_receipts_text, name="receipts", id="receipts-input",
+                             placeholder="Paste a receipt, a list, JSON lines, or a /v1 reply that carries one", rows="10", width="100%"),  # fmt: skip
+                rx.text_area(name="output", id="output-input", placeholder="Optional: the answer text (or embedding vectors as JSON) to check against output_digest", rows="3", width="100%"),
+                rx.input(name="coordinator", id="coordinator-input", placeholder="Optional: pin the coordinator public key (hex)", width="100%"),
+                rx.hstack(
+                    rx.button("Verify", type="submit", id="verify-button"),
+                    rx.upload(rx.button("Upload receipts file", variant="soft", type="button"), id="receipts-upload", multiple=False,
+                              on_drop=VerifyState.upload(rx.upload_files(upload_id="receipts-upload")), border="none", padding="0"),  # fmt: skip
+                ),
+                width="100%",
+            ),
+            on_submit=VerifyState.submit,
+            reset_on_submit=False,
+        ),
+        rx.cond(VerifyState.summary != "", rx.callout(VerifyState.summary, id="verify-summary", color_scheme=rx.cond(VerifyState.ok, "green", "red"), margin_y="1em")),
+        rx.cond(
+            VerifyState.rows.length() > 0,
+            rx.table.root(
+                rx.table.header(rx.table.row(*[rx.table.column_header_cell(c) for c in ("seq", "hash", *CHECK_NAMES, "verdict", "problems")])),
+                rx.table.body(rx.foreach(VerifyState.rows, _row)),
+                id="verify-table",
+                width="100%",
+            ),
+        ),
+    )

@@ -1,0 +1,313 @@
+// WebGPU kernels for the browser worker: the WGSL side of MiniLM. Python (browser_worker/minilm.py,
+// in Pyodide) decides what runs; these functions only allocate buffers and enqueue dispatches.
+
+// Each invocation computes a 4x4 block of outputs from vec4 loads, with no workgroup memory: on
+// SwiftShader (no GPU here) barriers are slow, and this measured 8x faster than a 16x16 shared-memory tile.
+// K must be a multiple of 4 (MiniLM: 384, 1536).
+const LINEAR = /* wgsl */ `
+struct P { M: u32, K: u32, N: u32, act: u32 }
+@group(0) @binding(0) var<storage, read> x: array<vec4f>;
+@group(0) @binding(1) var<storage, read> w: array<vec4f>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> p: P;
+fn erf(v: f32) -> f32 {  // Abramowitz & Stegun 7.1.26, |error| < 1.5e-7
+  let a = abs(v);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+  return sign(v) * (1.0 - poly * exp(-a * a));
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let colBlocks = (p.N + 3u) / 4u;
+  if (gid.x >= colBlocks * ((p.M + 3u) / 4u)) { return; }
+  let r0 = (gid.x / colBlocks) * 4u;
+  let c0 = (gid.x % colBlocks) * 4u;
+  let k4 = p.K / 4u;
+  var acc: array<vec4f, 4>;
+  for (var k = 0u; k < k4; k++) {
+    let w0 = w[min(c0, p.N - 1u) * k4 + k];
+    let w1 = w[min(c0 + 1u, p.N - 1u) * k4 + k];
+    let w2 = w[min(c0 + 2u, p.N - 1u) * k4 + k];
+    let w3 = w[min(c0 + 3u, p.N - 1u) * k4 + k];
+    for (var i = 0u; i < 4u; i++) {
+      let xv = x[min(r0 + i, p.M - 1u) * k4 + k];
+      acc[i] += vec4f(dot(xv, w0), dot(xv, w1), dot(xv, w2), dot(xv, w3));
+    }
+  }
+  for (var i = 0u; i < 4u; i++) {
+    for (var j = 0u; j < 4u; j++) {
+      if (r0 + i < p.M && c0 + j < p.N) {
+        var v = acc[i][j] + b[c0 + j];
+        if (p.act == 1u) { v = 0.5 * v * (1.0 + erf(v * 0.7071067811865476)); }
+        y[(r0 + i) * p.N + c0 + j] = v;
+      }
+    }
+  }
+}`;
+
+// Sum of one value per invocation over a 128-wide workgroup (tree reduction), for layernorm and pooling.
+const WORKGROUP_SUM = /* wgsl */ `
+var<workgroup> part: array<f32, 128>;
+fn total(v: f32, l: u32) -> f32 {
+  part[l] = v;
+  workgroupBarrier();
+  for (var s = 64u; s > 0u; s >>= 1u) {
+    if (l < s) { part[l] += part[l + s]; }
+    workgroupBarrier();
+  }
+  let out = part[0];
+  workgroupBarrier();
+  return out;
+}`;
+
+const LAYERNORM = /* wgsl */ `
+struct P { M: u32, N: u32, residual: u32, eps: f32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> r: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<uniform> p: P;
+${WORKGROUP_SUM}
+fn value(i: u32) -> f32 { return select(x[i], x[i] + r[i], p.residual == 1u); }
+@compute @workgroup_size(128)
+fn main(@builtin(local_invocation_id) li: vec3u, @builtin(workgroup_id) wg: vec3u) {
+  let l = li.x;
+  let base = wg.x * p.N;
+  var s = 0.0;
+  for (var c = l; c < p.N; c += 128u) { s += value(base + c); }
+  let mean = total(s, l) / f32(p.N);
+  var q = 0.0;
+  for (var c = l; c < p.N; c += 128u) { let d = value(base + c) - mean; q += d * d; }
+  let inv = inverseSqrt(total(q, l) / f32(p.N) + p.eps);
+  for (var c = l; c < p.N; c += 128u) { y[base + c] = (value(base + c) - mean) * inv * g[c] + b[c]; }
+}`;
+
+const ATTENTION = /* wgsl */ `
+struct P { S: u32, H: u32, D: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> k: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+@group(0) @binding(4) var<uniform> p: P;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  if (gid.x >= p.S * p.H) { return; }
+  let i = gid.x / p.H;
+  let h = gid.x % p.H;
+  let width = p.H * p.D;
+  let qo = i * width + h * p.D;
+  var acc: array<f32, 64>;
+  var m = -1e30;
+  var l = 0.0;
+  for (var j = 0u; j < p.S; j++) {  // one pass, online softmax
+    let ko = j * width + h * p.D;
+    var s = 0.0;
+    for (var d = 0u; d < p.D; d++) { s += q[qo + d] * k[ko + d]; }
+    s *= p.scale;
+    let mn = max(m, s);
+    let c = exp(m - mn);
+    let e = exp(s - mn);
+    l = l * c + e;
+    for (var d = 0u; d < p.D; d++) { acc[d] = acc[d] * c + e * v[ko + d]; }
+    m = mn;
+  }
+  for (var d = 0u; d < p.D; d++) { o[qo + d] = acc[d] / l; }
+}`;
+
+const EMBED = /* wgsl */ `
+struct P { S: u32, H: u32 }
+@group(0) @binding(0) var<storage, read> ids: array<u32>;
+@group(0) @binding(1) var<storage, read> word: array<f32>;
+@group(0) @binding(2) var<storage, read> pos: array<f32>;
+@group(0) @binding(3) var<storage, read> typ: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<uniform> p: P;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  if (gid.x >= p.S * p.H) { return; }
+  let s = gid.x / p.H;
+  let c = gid.x % p.H;
+  y[gid.x] = word[ids[s] * p.H + c] + pos[s * p.H + c] + typ[c];
+}`;
+
+const POOL = /* wgsl */ `
+struct P { S: u32, H: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+${WORKGROUP_SUM}
+@compute @workgroup_size(128)
+fn main(@builtin(local_invocation_id) li: vec3u) {
+  let l = li.x;
+  var sq = 0.0;
+  for (var c = l; c < p.H; c += 128u) {  // mean over tokens
+    var s = 0.0;
+    for (var r = 0u; r < p.S; r++) { s += x[r * p.H + c]; }
+    let m = s / f32(p.S);
+    y[c] = m;
+    sq += m * m;
+  }
+  let norm = max(sqrt(total(sq, l)), 1e-12);  // L2 normalise, as sentence-transformers' Normalize
+  for (var c = l; c < p.H; c += 128u) { y[c] = y[c] / norm; }
+}`;
+
+const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+export async function adapterReport() {
+  if (!navigator.gpu) return { webgpu: false, reason: "This browser has no WebGPU (navigator.gpu is missing)." };
+  const adapter = await navigator.gpu.requestAdapter();
+  if (!adapter) return { webgpu: false, reason: "WebGPU is present but no GPU adapter is available." };
+  const l = adapter.limits;
+  return {
+    webgpu: true,
+    adapter: adapter.info ? `${adapter.info.vendor || "?"} ${adapter.info.architecture || ""} ${adapter.info.description || ""}`.trim() : "unknown",
+    limits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    },
+  };
+}
+
+export class Gpu {
+  static async open() {
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) throw new Error("no WebGPU adapter");
+    const device = await adapter.requestDevice({
+      requiredLimits: { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize, maxBufferSize: adapter.limits.maxBufferSize },
+    });
+    return new Gpu(device);
+  }
+
+  constructor(device) {
+    this.device = device;
+    this.tensors = new Map();
+    this.buffers = new Map();
+    this.next = 1;
+    this.encoder = null;
+    const make = (code) => device.createComputePipeline({ layout: "auto", compute: { module: device.createShaderModule({ code }), entryPoint: "main" } });
+    this.pipelines = { linear: make(LINEAR), layernorm: make(LAYERNORM), attention: make(ATTENTION), embed: make(EMBED), pool: make(POOL) };
+  }
+
+  /** Fetch a safetensors file (through the browser's Cache API) and write every f32 tensor to its own GPU buffer. */
+  async loadSafetensors(url, onProgress) {
+    const cache = await caches.open("one-model-weights-v1");
+    let response = await cache.match(url);
+    const cached = !!response;
+    if (!response) {
+      response = await fetch(url);
+      if (!response.ok) throw new Error(`weights: HTTP ${response.status}`);
+      await cache.put(url, response.clone());
+    }
+    const bytes = await response.arrayBuffer();
+    const headerLength = Number(new DataView(bytes).getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(new Uint8Array(bytes, 8, headerLength)));
+    const start = 8 + headerLength;
+    const shapes = {};
+    for (const [name, info] of Object.entries(header)) {
+      if (name === "__metadata__" || info.dtype !== "F32") continue;
+      const [from, to] = info.data_offsets;
+      const buffer = this.device.createBuffer({ size: Math.max(4, to - from), usage: STORAGE, mappedAtCreation: true });
+      new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(bytes, start + from, to - from));
+      buffer.unmap();
+      this.tensors.set(name, buffer);
+      shapes[name] = info.shape;
+    }
+    if (onProgress) onProgress({ bytes: bytes.byteLength, cached });
+    return JSON.stringify(shapes);
+  }
+
+  alloc(floats) {
+    const id = this.next++;
+    this.buffers.set(id, this.device.createBuffer({ size: Math.max(4, floats * 4), usage: STORAGE }));
+    return id;
+  }
+
+  allocU32(values) {
+    const id = this.next++;
+    const data = Uint32Array.from(values);
+    const buffer = this.device.createBuffer({ size: Math.max(4, data.byteLength), usage: STORAGE, mappedAtCreation: true });
+    new Uint32Array(buffer.getMappedRange()).set(data);
+    buffer.unmap();
+    this.buffers.set(id, buffer);
+    return id;
+  }
+
+  upload(floats) {
+    const id = this.alloc(floats.length);
+    this.device.queue.writeBuffer(this.buffers.get(id), 0, Float32Array.from(floats));
+    return id;
+  }
+
+  free(...ids) {
+    for (const id of ids) {
+      const buffer = this.buffers.get(id);
+      if (buffer) buffer.destroy();
+      this.buffers.delete(id);
+    }
+  }
+
+  buf(ref) {
+    const b = typeof ref === "number" ? this.buffers.get(ref) : this.tensors.get(ref);
+    if (!b) throw new Error(`no GPU buffer ${ref}`);
+    return b;
+  }
+
+  dispatch(pipeline, refs, params, groups) {
+    const uniform = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+    const view = new DataView(uniform.getMappedRange());
+    params.forEach(([type, value], i) => (type === "f32" ? view.setFloat32(i * 4, value, true) : view.setUint32(i * 4, value, true)));
+    uniform.unmap();
+    const entries = refs.map((ref, i) => ({ binding: i, resource: { buffer: this.buf(ref) } }));
+    entries.push({ binding: refs.length, resource: { buffer: uniform } });
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    this.encoder = this.encoder || this.device.createCommandEncoder();
+    const pass = this.encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(...groups);
+    pass.end();
+  }
+
+  /** y[M,N] = x[M,K] · Wᵀ + b (W as stored by PyTorch: [N,K]); gelu=1 applies exact (erf) GELU. */
+  linear(x, weight, bias, y, M, K, N, gelu = 0) {
+    if (K % 4) throw new Error("linear: K must be a multiple of 4");
+    this.dispatch(this.pipelines.linear, [x, weight, bias, y], [["u32", M], ["u32", K], ["u32", N], ["u32", gelu]], [Math.ceil((Math.ceil(M / 4) * Math.ceil(N / 4)) / 64)]);
+  }
+
+  /** y = LayerNorm(x (+ residual)) per row of N. residual 0 means none. */
+  layerNorm(x, residual, gamma, beta, y, M, N, eps) {
+    this.dispatch(this.pipelines.layernorm, [x, residual || x, gamma, beta, y], [["u32", M], ["u32", N], ["u32", residual ? 1 : 0], ["f32", eps]], [M]);
+  }
+
+  attention(q, k, v, out, S, heads, headDim) {
+    this.dispatch(this.pipelines.attention, [q, k, v, out], [["u32", S], ["u32", heads], ["u32", headDim], ["f32", 1 / Math.sqrt(headDim)]], [Math.ceil((S * heads) / 64)]);
+  }
+
+  embed(ids, word, pos, typ, y, S, H) {
+    this.dispatch(this.pipelines.embed, [ids, word, pos, typ, y], [["u32", S], ["u32", H]], [Math.ceil((S * H) / 64)]);
+  }
+
+  meanPoolNormalize(x, y, S, H) {
+    this.dispatch(this.pipelines.pool, [x, y], [["u32", S], ["u32", H]], [1]);
+  }
+
+  /** Submit what is queued and read `count` floats back. */
+  async read(id, count) {
+    const staging = this.device.createBuffer({ size: count * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.encoder = this.encoder || this.device.createCommandEncoder();
+    this.encoder.copyBufferToBuffer(this.buf(id), 0, staging, 0, count * 4);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Float32Array(staging.getMappedRange().slice(0));
+    staging.destroy();
+    return out;
+  }
+
+  /** read() as a plain Array (Pyodide turns it into a list of floats, each exactly the float32 value). */
+  async readArray(id, count) {
+    return Array.from(await this.read(id, count));
+  }
+}

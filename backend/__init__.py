@@ -1,0 +1,1 @@
+"""ONE coordinator. Kept import-light: Pyodide imports `backend.protocol` from this package."""

@@ -1,0 +1,92 @@
+"""`one agent validate|deploy|run|list|logs|pause|resume`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+agent_app = typer.Typer(help="Agents declared in YAML: validate, deploy, run, list, logs, pause.", no_args_is_help=True, add_completion=False)
+console = Console()
+Url = Annotated[str, typer.Option(help="Coordinator base URL.", envvar="ONE_COORDINATOR_URL")]
+Key = Annotated[str, typer.Option(help="Your ONE API key (SIWE session or Dedicated package).", envvar="ONE_API_KEY")]
+
+
+def _call(method: str, url: str, key: str, path: str, **kw):
+    import httpx
+
+    reply = httpx.request(method, f"{url}/one/agents{path}", headers={"authorization": f"Bearer {key}"}, timeout=60, **kw)
+    body = reply.json()
+    if reply.status_code >= 400:
+        for p in body.get("problems", []):
+            console.print(f"[red]line {p['line']}: {p['field'] or '(document)'}: {p['message']}")
+        if not body.get("problems"):
+            console.print(f"[red]{body['error']['message']}")
+        raise typer.Exit(1)
+    return body
+
+
+@agent_app.command()
+def validate(file: Path) -> None:
+    """Check an agent file against the schema, this catalog's models, the tools and the packages."""
+    from backend.agents import tools
+    from backend.agents.spec import AgentSpecError, parse_agent
+    from backend.catalog import load_catalog, load_packages
+    from backend.config import get_settings
+
+    settings = get_settings()
+    tools.load_tool_modules(settings.agent_tool_modules)
+    try:
+        spec = parse_agent(file.read_text(), models={m.id for m in load_catalog(settings.catalog_path).models}, tools=set(tools.REGISTRY),
+                           packages={p.id for p in load_packages(settings.packages_path).packages})  # fmt: skip
+    except AgentSpecError as exc:
+        for p in exc.problems:
+            console.print(f"[red]{file}:{p.line}: {p.field or '(document)'}: {p.message}")
+        raise typer.Exit(1) from None
+    console.print(f"[green]{file}: agent `{spec.agent}` is valid")
+
+
+@agent_app.command()
+def deploy(file: Path, url: Url = "http://127.0.0.1:3000", key: Key = "") -> None:
+    """Deploy (or update) an agent; prints its webhook secret the first time."""
+    body = _call("POST", url, key, "", json={"yaml": file.read_text()})
+    console.print(f"deployed `{body['name']}` ({body['status']}), next run at {body['next_run_at']}")
+    if body.get("webhook_secret"):
+        console.print(f"webhook secret (shown once; verify x-one-signature with it): {body['webhook_secret']}")
+
+
+@agent_app.command("run")
+def run_now(name: str, url: Url = "http://127.0.0.1:3000", key: Key = "") -> None:
+    """Run an agent now."""
+    console.print(f"started run {_call('POST', url, key, f'/{name}/run')['run']}")
+
+
+@agent_app.command("list")
+def list_agents(url: Url = "http://127.0.0.1:3000", key: Key = "") -> None:
+    table = Table("agent", "status", "lane", "next run", "last run", "last status")
+    for a in _call("GET", url, key, "")["agents"]:
+        last = a["last_run"] or {}
+        table.add_row(a["name"], a["status"], a["lane"] + (f"/{a['package']}" if a["package"] else ""), str(a["next_run_at"]), last.get("id", ""), last.get("status", ""))
+    console.print(table)
+
+
+@agent_app.command()
+def logs(name: str, url: Url = "http://127.0.0.1:3000", key: Key = "") -> None:
+    """An agent's runs: status, spend, tools called and the receipt trail."""
+    for r in _call("GET", url, key, f"/{name}/runs")["runs"]:
+        console.print(f"run {r['id']} ({r['trigger']}): {r['status']}, {r['steps']} steps, spent {r['spent']}, tools {r['tools']}" + (f", error: {r['error']}" if r["error"] else ""))
+        for h in r["receipts"]:
+            console.print(f"   receipt {h}")
+
+
+@agent_app.command()
+def pause(name: str, url: Url = "http://127.0.0.1:3000", key: Key = "") -> None:
+    console.print(f"`{name}` is {_call('POST', url, key, f'/{name}/pause')['status']}")
+
+
+@agent_app.command()
+def resume(name: str, url: Url = "http://127.0.0.1:3000", key: Key = "") -> None:
+    console.print(f"`{name}` is {_call('POST', url, key, f'/{name}/resume')['status']}")

@@ -1,0 +1,246 @@
+"""The agent runner inside the coordinator.
+
+Schedules live in the database (`agent.next_run_at`), so a restart keeps them. A run calls the agent's
+tools in the order its file lists them: for each, the model writes the tool's arguments (the tool is
+forced with `tool_choice`, through the normal scheduler and lanes), the coordinator runs the tool, and
+the result goes back into the conversation; then the model writes the report. Every inference step and
+every tool call is a receipt whose `parent` is the receipt before it, so a run's whole history is one
+verifiable trail. The budget is the owner's lane balance (402 stops the run), plus `max_spend` per run,
+checked against each step's quote before it is sent: no overdraft. Results go to the webhook only
+(HMAC-signed, retried); the database keeps statuses and receipt hashes, never text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from typing import Any
+
+import httpx
+from sqlmodel import col, select
+
+from backend.agents import tools as tools_mod
+from backend.agents.spec import AgentSpec, next_run, parse_agent
+from backend.db import session
+from backend.db.models import AgentRecord, AgentRun
+from backend.protocol import receipt as rc
+from backend.signing import public_hex, sign_hex
+
+log = logging.getLogger("one.agents")
+STEP_MAX_TOKENS = 64
+RETRIES = 3
+DEFAULT_GOAL = "You are the unattended agent `{name}`. Use each tool you are given, then write a short report."
+
+
+def sign_webhook(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class BudgetExhausted(Exception):
+    pass
+
+
+class RunContext:
+    """What a tool sees: settings, and `infer` for tools that need the model (their receipts join the trail)."""
+
+    def __init__(self, runner: "AgentRunner", record: AgentRecord, spec: AgentSpec, run: AgentRun):
+        self.runner, self.record, self.spec, self.run = runner, record, spec, run
+        self.settings = runner.settings
+        self.trail: list[str] = []
+        self.tools_called: list[str] = []
+        self.spent = 0
+
+    @property
+    def parent(self) -> str | None:
+        return self.trail[-1] if self.trail else None
+
+    async def step(self, body: dict[str, Any]) -> Any:
+        """One inference through the normal path, with the budget checked first and retries on capacity errors."""
+        from backend.inference import Caller, Finished, InferenceError
+        from backend.lanes import quote
+
+        rt = self.runner.runtime
+        model = rt.catalog.get(body["model"])
+        if self.spec.budget.max_spend is not None and model is not None:
+            if self.spent + quote(model, body, "chat") > self.spec.budget.max_spend:
+                raise BudgetExhausted(f"the next step could cost more than what is left of max_spend ({self.spec.budget.max_spend - self.spent})")
+        package = rt.packages.get(self.record.package) if self.record.package else None
+        caller = Caller(account_id=self.record.account, lane=self.record.lane, parent=self.parent, metered=True,
+                        priority=package.priority if package else 100)  # fmt: skip
+        for attempt in range(RETRIES):
+            try:
+                async for event in rt.inference.run("chat", body, caller):
+                    if isinstance(event, Finished):
+                        self.trail.append(event.receipt["hash"])
+                        self.spent += event.receipt["charge"]["amount"]
+                        self.run.steps += 1
+                        return event.output.ordered_choices()[0]
+            except InferenceError as exc:
+                if exc.status == 402:
+                    raise BudgetExhausted(exc.message) from None
+                if exc.status < 500 and exc.status != 429 or attempt == RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.5 * 2**attempt)
+        raise RuntimeError("no answer")
+
+    async def infer(self, messages: list[dict[str, Any]]) -> str:
+        choice = await self.step({"model": self.spec.model, "messages": messages, "max_tokens": STEP_MAX_TOKENS})
+        return choice.get("content") or ""
+
+    async def tool_receipt(self, name: str, arguments: dict[str, Any], result: str) -> None:
+        """The coordinator ran a tool: it signs that as both worker and coordinator (kind "tool", no charge)."""
+        rt = self.runner.runtime
+        job = secrets.token_hex(16)
+        request_digest = rc.request_digest({"tool": name, "arguments": arguments}, secrets.token_hex(16))
+        output_digest = rc.sha256hex(rc.jcs({"tool": name, "output": result}))
+        usage = {"input_tokens": 0, "output_tokens": 0, "images": 0}
+        statement = rc.attestation(job, name, request_digest, output_digest, usage)
+        stored = await rt.receipts.append(
+            job=job, kind="tool", lane=self.record.lane, account=rc.account_digest(self.record.account), model=name,
+            request_digest=request_digest, output_digest=output_digest, usage=usage,
+            charge_unit="credit" if self.record.lane == "included" else "usdc", charge_amount=0,
+            worker_id=public_hex(rt.key), worker_sig=sign_hex(rt.key, rc.jcs(statement)), parent=self.parent,
+        )  # fmt: skip
+        self.trail.append(stored["hash"])
+        self.tools_called.append(name)
+
+
+class AgentRunner:
+    def __init__(self, runtime: Any):
+        self.runtime, self.settings = runtime, runtime.settings
+        self.running: dict[str, asyncio.Task] = {}
+        tools_mod.load_tool_modules(self.settings.agent_tool_modules)
+
+    # ---- deploying ----
+    def validate(self, text: str) -> AgentSpec:
+        rt = self.runtime
+        return parse_agent(text, models={m.id for m in rt.catalog.models}, tools=set(tools_mod.REGISTRY),
+                           packages={p.id for p in rt.packages.packages})  # fmt: skip
+
+    def deploy(self, text: str, account: str, lane: str, package: str | None) -> tuple[AgentRecord, str | None]:
+        """Store (or replace) an agent for this account; returns it and its webhook secret (shown once, on create)."""
+        spec = self.validate(text)
+        if spec.budget.lane != lane or (spec.budget.package or None) != (package or None):
+            raise ValueError(f"the budget ({spec.budget.lane}{' / ' + spec.budget.package if spec.budget.package else ''}) must be the key's lane"
+                             f" ({lane}{' / ' + package if package else ''})")  # fmt: skip
+        now = time.time()
+        with session() as db:
+            record = db.get(AgentRecord, f"{account}:{spec.agent}")
+            secret = None
+            if record is None:
+                secret = secrets.token_hex(24)
+                record = AgentRecord(id=f"{account}:{spec.agent}", name=spec.agent, account=account, lane=lane, package=package,
+                                     spec=text, webhook_secret=secret, status="active", created_at=now)  # fmt: skip
+            record.spec, record.lane, record.package = text, lane, package
+            record.next_run_at = next_run(spec.trigger.schedule, now) if spec.trigger.schedule else None
+            db.add(record)
+            db.commit()
+            db.refresh(record)
+            return record, secret
+
+    # ---- scheduling ----
+    async def loop(self) -> None:
+        """Start every due agent (one run at a time per agent); the next time is stored before the run starts."""
+        while True:
+            try:
+                for agent_id in await asyncio.to_thread(self._claim_due):
+                    if agent_id not in self.running or self.running[agent_id].done():
+                        self.start(agent_id, "schedule")
+            except Exception:
+                log.exception("agent scheduler tick failed")
+            await asyncio.sleep(1.0)
+
+    def _claim_due(self) -> list[str]:
+        now = time.time()
+        with session() as db:
+            due = db.exec(select(AgentRecord).where(AgentRecord.status == "active", col(AgentRecord.next_run_at) <= now)).all()
+            for record in due:
+                spec = parse_agent(record.spec)
+                record.next_run_at = next_run(spec.trigger.schedule, now) if spec.trigger.schedule else None
+                db.add(record)
+            db.commit()
+            return [r.id for r in due]
+
+    def start(self, agent_id: str, trigger: str) -> str:
+        run_id = secrets.token_hex(8)
+        task = asyncio.get_running_loop().create_task(self.run(agent_id, run_id, trigger))
+        self.running[agent_id] = task
+        return run_id
+
+    # ---- one run ----
+    async def run(self, agent_id: str, run_id: str, trigger: str) -> AgentRun:
+        with session() as db:
+            record = AgentRecord(**db.get(AgentRecord, agent_id).model_dump())  # a plain copy, free of the session
+            run = AgentRun(id=run_id, agent=agent_id, trigger=trigger, status="running", started_at=time.time())
+            db.add(run)
+            db.commit()
+            db.refresh(run)
+        spec = parse_agent(record.spec)
+        ctx = RunContext(self, record, spec, run)
+        report = ""
+        try:
+            goal = spec.goal or DEFAULT_GOAL.format(name=spec.agent)
+            messages: list[dict[str, Any]] = [{"role": "system", "content": goal}, {"role": "user", "content": f"Run {spec.agent} now."}]
+            for name in spec.tools:
+                if run.steps >= spec.budget.max_steps:
+                    raise BudgetExhausted(f"max_steps ({spec.budget.max_steps}) reached")
+                tool = tools_mod.REGISTRY[name]
+                choice = await ctx.step({"model": spec.model, "messages": messages, "max_tokens": STEP_MAX_TOKENS, "tools": [tool.schema()],
+                                         "tool_choice": {"type": "function", "function": {"name": name}}})  # fmt: skip
+                call = (choice.get("tool_calls") or [{}])[0]
+                try:
+                    arguments = json.loads(call.get("function", {}).get("arguments") or "{}")
+                except ValueError:
+                    arguments = {}
+                try:
+                    result = await tool.run(arguments, ctx)
+                except (tools_mod.ToolError, httpx.HTTPError) as exc:
+                    result = f"tool error: {exc}"
+                await ctx.tool_receipt(name, arguments, result)
+                messages += [{"role": "assistant", "content": None, "tool_calls": [{"id": call.get("id") or f"call_{name}", "type": "function",
+                                                                                   "function": {"name": name, "arguments": json.dumps(arguments)}}]},
+                             {"role": "tool", "tool_call_id": call.get("id") or f"call_{name}", "content": result[: tools_mod.RESULT_CHARS]}]  # fmt: skip
+            choice = await ctx.step({"model": spec.model, "messages": messages + [{"role": "user", "content": "Write the report."}], "max_tokens": STEP_MAX_TOKENS})
+            report = choice.get("content") or ""
+            run.status = "done"
+        except BudgetExhausted as exc:
+            run.status, run.error = "budget_exhausted", str(exc)[:500]
+        except Exception as exc:
+            log.exception("agent %s run %s failed", record.name, run_id)
+            run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
+        run.spent, run.receipts, run.tools, run.finished_at = ctx.spent, json.dumps(ctx.trail), json.dumps(ctx.tools_called), time.time()
+        if spec.output is not None:
+            run.delivered = await self.deliver(str(spec.output.webhook), record, run, report)
+        with session() as db:
+            db.add(run)
+            db.commit()
+            db.refresh(run)
+        log.info("agent %s run %s: %s, %d receipts", record.name, run_id, run.status, len(ctx.trail))
+        return run
+
+    async def deliver(self, url: str, record: AgentRecord, run: AgentRun, report: str) -> bool:
+        """POST the results and receipt hashes, signed with the agent's secret; retried with backoff."""
+        body = json.dumps({"agent": record.name, "run": run.id, "status": run.status, "report": report, "error": run.error,
+                           "receipts": json.loads(run.receipts), "tools": json.loads(run.tools), "spent": run.spent}).encode()  # fmt: skip
+        headers = {"content-type": "application/json", "x-one-signature": sign_webhook(record.webhook_secret, body)}
+        for attempt in range(RETRIES):
+            try:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    reply = await client.post(url, content=body, headers=headers)
+                if reply.status_code < 300:
+                    return True
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5 * 2**attempt)
+        return False
+
+
+def runs_of(agent_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    with session() as db:
+        rows = db.exec(select(AgentRun).where(AgentRun.agent == agent_id).order_by(col(AgentRun.started_at).desc()).limit(limit)).all()
+    return [{**r.model_dump(), "receipts": json.loads(r.receipts), "tools": json.loads(r.tools)} for r in rows]

@@ -1,0 +1,72 @@
+"""The model catalog: ids, task families, billing units and integer rates, read from a YAML file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field
+
+BILLING_UNITS = ("per_1k_output_tokens", "per_image_plus_output_tokens", "per_image", "per_1k_input_tokens")
+
+
+class CatalogModel(BaseModel):
+    id: str
+    name: str = ""
+    tasks: list[str]
+    billing: str = Field(pattern="^(" + "|".join(BILLING_UNITS) + ")$")
+    rate: int = Field(ge=0, description="micro-credits per billing unit")
+    context: int = Field(gt=0)
+    lanes: list[str] = ["included", "dedicated"]
+
+    def charge(self, usage: dict[str, int]) -> int:
+        """Integer micro-units for a receipt's usage; rounds up so a partial unit is never free."""
+        out_tokens = usage.get("output_tokens", 0)
+        if self.billing == "per_1k_output_tokens":
+            return _ceil_div(out_tokens * self.rate, 1000)
+        if self.billing == "per_1k_input_tokens":
+            return _ceil_div(usage.get("input_tokens", 0) * self.rate, 1000)
+        if self.billing == "per_image":
+            return usage.get("images", 0) * self.rate
+        return usage.get("images", 0) * self.rate + _ceil_div(out_tokens * self.rate, 1000)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class Catalog(BaseModel):
+    models: list[CatalogModel]
+
+    def get(self, model_id: str) -> CatalogModel | None:
+        return next((m for m in self.models if m.id == model_id), None)
+
+
+@lru_cache
+def load_catalog(path: Path) -> Catalog:
+    return Catalog.model_validate(yaml.safe_load(Path(path).read_text()))
+
+
+class Package(BaseModel):
+    """A Dedicated package: bought with USDC, it buys priority, reserved concurrency and a usage balance."""
+
+    id: str
+    name: str
+    price: int = Field(ge=0, description="micro-USDC")
+    duration_s: int = Field(gt=0)
+    reserved: int = Field(ge=0, description="concurrent jobs kept for this package's holders")
+    priority: int = Field(ge=0, description="lower runs first; the Included lane is 100")
+    balance: int = Field(ge=0, description="micro-USDC of usage included")
+
+
+class Packages(BaseModel):
+    packages: list[Package]
+
+    def get(self, package_id: str) -> Package | None:
+        return next((p for p in self.packages if p.id == package_id), None)
+
+
+@lru_cache
+def load_packages(path: Path) -> Packages:
+    return Packages.model_validate(yaml.safe_load(Path(path).read_text()))

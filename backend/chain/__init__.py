@@ -1,0 +1,99 @@
+"""The chain side: the test ERC-20s ($ONE and USDC, one Vyper contract), deployment, and the dev chain.
+
+The compiled artifact is committed (`artifacts/Token.json`) so the coordinator never needs the Vyper
+compiler at run time; a test recompiles the source and compares byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CONTRACTS = ("Token", "EpochAnchor")
+
+ONE_DECIMALS = 18
+USDC_DECIMALS = 6
+# The well-known anvil / hardhat development mnemonic: its keys are public, never use them elsewhere.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def compile_contract(name: str) -> dict[str, Any]:
+    """Compile contracts/<name>.vy with the pinned Vyper (a dev/test dependency) into {abi, bytecode, compiler}."""
+    import vyper
+
+    out = vyper.compile_code((HERE / "contracts" / f"{name}.vy").read_text(), output_formats=["abi", "bytecode"])
+    return {"contract": name, "compiler": f"vyper {vyper.__version__}", "abi": out["abi"], "bytecode": out["bytecode"]}
+
+
+def artifact(name: str) -> dict[str, Any]:
+    return json.loads((HERE / "artifacts" / f"{name}.json").read_text())
+
+
+def token_artifact() -> dict[str, Any]:
+    return artifact("Token")
+
+
+def deploy_anchor(w3, owner: str):
+    """The EpochAnchor contract, owned by (anchored from) the coordinator's settlement account."""
+    spec = artifact("EpochAnchor")
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.contract(abi=spec["abi"], bytecode=spec["bytecode"]).constructor().transact({"from": owner}))
+    return w3.eth.contract(address=receipt["contractAddress"], abi=spec["abi"])
+
+
+def anchor_at(w3, address: str):
+    return w3.eth.contract(address=w3.to_checksum_address(address), abi=artifact("EpochAnchor")["abi"])
+
+
+def deploy_token(w3, deployer: str, name: str, symbol: str, decimals: int):
+    """Deploy one Token and wait for it; returns the web3 contract object."""
+    artifact = token_artifact()
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(name, symbol, decimals).transact({"from": deployer}))
+    return w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
+
+
+def connect(rpc_url: str):
+    """A web3 client for a JSON-RPC URL (the dev chain, or ONE_CHAIN_RPC_URL in production)."""
+    from web3 import HTTPProvider, Web3
+
+    return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+
+
+def token_at(w3, address: str):
+    return w3.eth.contract(address=w3.to_checksum_address(address), abi=token_artifact()["abi"])
+
+
+@dataclass
+class Deployment:
+    """Where the dev chain's contracts and wallets are (written to the data dir as deployment.json)."""
+
+    chain_id: int
+    one_token: str
+    usdc_token: str
+    treasury: str
+    deployer: str
+    demo_wallets: list[str] = field(default_factory=list)
+    anchor: str = ""  # EpochAnchor (settlement epochs' Merkle roots)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "Deployment":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def deploy_dev_tokens(w3, *, deployer: str, treasury: str, demo_wallets: list[str], one_grant: int, usdc_grant: int) -> Deployment:
+    """$ONE and USDC, with every demo wallet funded (integer base units: wei-like, never floats)."""
+    one = deploy_token(w3, deployer, "ONE Network", "ONE", ONE_DECIMALS)
+    usdc = deploy_token(w3, deployer, "USD Coin (dev)", "USDC", USDC_DECIMALS)
+    for wallet in demo_wallets:
+        for token, amount in ((one, one_grant), (usdc, usdc_grant)):
+            w3.eth.wait_for_transaction_receipt(token.functions.mint(wallet, amount).transact({"from": deployer}))
+    return Deployment(
+        chain_id=int(w3.eth.chain_id), one_token=one.address, usdc_token=usdc.address,
+        treasury=treasury, deployer=deployer, demo_wallets=list(demo_wallets),
+    )  # fmt: skip

@@ -1,0 +1,106 @@
+"""The local dev chain: anvil from the npm registry, state kept under the data dir, tokens deployed once."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.chain import DEV_MNEMONIC, ONE_DECIMALS, USDC_DECIMALS, Deployment, connect, deploy_anchor, deploy_dev_tokens, token_at
+from backend.npm_tools import REPO, npm_tool
+
+DEV_CHAIN_ID = 31337
+DEMO_WALLETS = 3  # dev accounts 2..4; account 0 deploys, account 1 is the treasury
+TREASURY_FLOAT = 1_000_000 * 10**USDC_DECIMALS  # dev USDC the treasury pays Included-lane work from
+
+
+def anvil_path() -> str:
+    """The platform binary the npm package ships (run directly, so signals reach anvil itself)."""
+    import platform
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    return npm_tool("anvil", REPO / "node_modules" / "@foundry-rs" / f"anvil-{platform.system().lower()}-{arch}" / "bin" / "anvil")
+
+
+def dev_accounts(count: int) -> list:
+    """The first `count` accounts of the public dev mnemonic (anvil funds and unlocks them)."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)]
+
+
+@dataclass
+class DevChain:
+    port: int
+    data_dir: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "anvil-state.json"
+
+    @property
+    def deployment_file(self) -> Path:
+        return self.data_dir / "deployment.json"
+
+    def start(self, timeout_s: float = 30) -> None:
+        """Run anvil (state loaded from and saved to the data dir) and wait for its RPC."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.data_dir / "anvil.log", "ab")
+        self.process = subprocess.Popen(
+            [anvil_path(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(DEV_CHAIN_ID),
+             "--mnemonic", DEV_MNEMONIC, "--state", str(self.state_file), "--state-interval", "2"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        w3 = self.web3()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"anvil exited with {self.process.returncode}; see {self.data_dir / 'anvil.log'}")
+            try:
+                if w3.is_connected():
+                    return
+            except Exception:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError("anvil did not answer in time")
+
+    def web3(self):
+        return connect(self.rpc_url)
+
+    def ensure_deployed(self) -> Deployment:
+        """Reuse the deployment when its contracts are on chain, else deploy the tokens and fund demo wallets;
+        add the EpochAnchor (owned by the treasury, which anchors and pays) and the treasury's USDC float."""
+        w3 = self.web3()
+        accounts = dev_accounts(2 + DEMO_WALLETS)
+        deployment = Deployment.load(self.deployment_file) if self.deployment_file.exists() else None
+        if deployment is None or not (w3.eth.get_code(deployment.usdc_token) and w3.eth.get_code(deployment.one_token)):
+            deployment = deploy_dev_tokens(
+                w3,
+                deployer=accounts[0].address,
+                treasury=accounts[1].address,
+                demo_wallets=[a.address for a in accounts[2:]],
+                one_grant=10_000 * 10**ONE_DECIMALS,
+                usdc_grant=1_000 * 10**USDC_DECIMALS,
+            )
+        if not deployment.anchor or not w3.eth.get_code(deployment.anchor):
+            deployment.anchor = deploy_anchor(w3, deployment.treasury).address
+            usdc = token_at(w3, deployment.usdc_token)
+            w3.eth.wait_for_transaction_receipt(usdc.functions.mint(deployment.treasury, TREASURY_FLOAT).transact({"from": deployment.deployer}))
+        deployment.save(self.deployment_file)
+        return deployment
+
+    def stop(self) -> None:
+        """SIGTERM lets anvil write its state file before it exits."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

@@ -1,0 +1,244 @@
+"""Running one inference job for a caller: quote, queue, relay, check the worker's claim, write the receipt.
+
+Both the OpenAI API and the web app call `InferenceService.chat`, so a chat from the UI and one from
+an SDK take the same path and leave the same receipt. A receipt is written only after the whole
+output was relayed and the worker's attestation checked; any failure before that charges nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+from backend import ledger
+from backend.catalog import Catalog, CatalogModel
+from backend.config import Settings
+from backend.lanes import Hold, Lanes, quote
+from backend.protocol import receipt as rc
+from backend.receipts import ReceiptLog
+from backend.scheduler import PRIORITY_INCLUDED, Job, Scheduler
+from backend.signing import verify_hex
+
+
+class InferenceError(Exception):
+    """A failure the caller sees in the OpenAI error shape."""
+
+    def __init__(
+        self, status: int, message: str, code: str, type_: str = "invalid_request_error", param: str | None = None, extra: dict | None = None
+    ):
+        super().__init__(message)
+        self.status, self.message, self.code, self.type, self.param = status, message, code, type_, param
+        self.extra = extra or {}  # top-level fields beside "error" (the 402 Dedicated offer)
+
+
+@dataclass
+class Delta:
+    """Part of the answer: a delta frame's `data` (stream chunk `choices`, or embedding/image items)."""
+
+    data: list[dict[str, Any]]
+
+
+@dataclass
+class Finished:
+    """The job completed and its receipt is in the log."""
+
+    receipt: dict[str, Any]
+    request_salt: str
+    usage: dict[str, int]
+    output: rc.OutputAssembler  # assembled choices (text tasks) or data items (embedding, image)
+
+
+@dataclass
+class Caller:
+    account_id: str
+    lane: str = "included"
+    parent: str | None = None
+    metered: bool = False  # signed-in callers pay; the anonymous dev-mode caller does not
+    priority: int = PRIORITY_INCLUDED  # Dedicated packages run ahead (lower first)
+
+
+@dataclass
+class Completed:
+    """One finished job's timing, kept in memory for the operator dashboard's plots (no content)."""
+
+    at: float  # wall clock
+    model: str
+    lane: str
+    latency_ms: float
+    first_delta_ms: float | None
+
+
+class InferenceService:
+    def __init__(self, settings: Settings, catalog: Catalog, scheduler: Scheduler, receipts: ReceiptLog, lanes: Lanes):
+        self.settings, self.catalog, self.scheduler, self.receipts, self.lanes = settings, catalog, scheduler, receipts, lanes
+        self.completed: deque[Completed] = deque(maxlen=5000)
+        self.auditor: Any = None  # backend.audits.Auditor, set by the runtime
+
+    def resolve_model(self, model_id: str, task: str) -> CatalogModel:
+        model = self.catalog.get(model_id)
+        if model is None or task not in model.tasks:
+            raise InferenceError(404, f"The model `{model_id}` does not exist or does not serve {task}.", "model_not_found", param="model")
+        if not self.scheduler.advertises(model_id):
+            raise InferenceError(
+                503, f"No worker is serving `{model_id}` right now; try again shortly.", "model_unavailable", type_="server_error"
+            )
+        if self.scheduler.queue_depth() >= self.settings.max_queue_depth:
+            raise InferenceError(
+                429, "Too many requests are waiting for workers; retry shortly.", "rate_limit_exceeded", type_="rate_limit_error"
+            )
+        return model
+
+    async def run(
+        self, task: str, body: dict[str, Any], caller: Caller, job_id: str | None = None,
+        exclude: frozenset[str] = frozenset(), audit_of: dict[str, Any] | None = None,
+    ) -> AsyncIterator[Delta | Finished]:
+        """Yield Delta events as the worker streams, then one Finished; raise InferenceError on failure.
+        `audit_of`: this run re-executes that receipt's request (kind "audit", no charge, never on `exclude`)."""  # fmt: skip
+        model = self.resolve_model(body["model"], task)
+        salt = secrets.token_hex(16)
+        now = time.monotonic()
+        job = Job(
+            job_id=job_id or uuid.uuid4().hex,
+            task=task,
+            model=model.id,
+            body=body,
+            request_salt=salt,
+            request_digest=rc.request_digest(body, salt),
+            deadline_s=now + self.settings.job_deadline_s,
+            priority=caller.priority,
+            exclude=exclude,
+            audit=audit_of is not None,
+        )
+        hold = await self._hold(caller, model, body, task, job.job_id)
+        self.scheduler.submit(job)
+        output = rc.OutputAssembler(task)
+        settled = False
+        first_delta: float | None = None
+        try:
+            while True:
+                event = await self._next_event(job)
+                if event[0] == "delta":
+                    first_delta = first_delta or time.monotonic()
+                    try:
+                        output.add(event[1]["data"])
+                    except (ValueError, TypeError, KeyError):
+                        raise InferenceError(502, "Worker sent a malformed delta.", "worker_protocol_error", type_="server_error") from None
+                    yield Delta(event[1]["data"])
+                elif event[0] == "done":
+                    finished = await self._finish(job, event[1], output, model, caller, salt, hold, audit_of)
+                    settled = True
+                    done = time.monotonic()
+                    self.completed.append(Completed(time.time(), model.id, caller.lane, (done - now) * 1000,
+                                                    (first_delta - now) * 1000 if first_delta else None))  # fmt: skip
+                    yield finished
+                    return
+                else:
+                    raise _worker_error(*event[1:])
+        finally:
+            if not job.finished:
+                await self.scheduler.cancel(job)
+            if hold is not None and not settled:  # no receipt, no charge: give the hold back
+                await asyncio.to_thread(ledger.release, job.job_id)
+
+    async def _hold(self, caller: Caller, model: CatalogModel, body: dict[str, Any], task: str, job_id: str) -> Hold | None:
+        """Reserve the request's quote on its lane, or answer 402 with a Dedicated offer."""
+        if not caller.metered:
+            return None
+        if caller.lane not in model.lanes:  # e.g. a Dedicated-only model asked for on the Included lane
+            raise InferenceError(
+                402, f"`{model.id}` is not served on the {caller.lane} lane.", "lane_not_allowed", type_="insufficient_quota",
+                param="model", extra={"offer": self.lanes.offer()},
+            )  # fmt: skip
+        amount = quote(model, body, task)
+        try:
+            return await asyncio.to_thread(self.lanes.open_hold, caller.account_id, caller.lane, amount, job_id)
+        except ledger.InsufficientBalance as exc:
+            raise InferenceError(
+                402,
+                f"This request may cost {amount} micro-units; {exc.balance} left on the {caller.lane} lane.",
+                "insufficient_quota",
+                type_="insufficient_quota",
+                extra={"offer": self.lanes.offer()},
+            ) from None
+
+    async def _next_event(self, job: Job) -> tuple:
+        while True:
+            now = time.monotonic()
+            if now >= job.deadline_s:
+                raise InferenceError(504, "The request ran past its deadline.", "timeout", type_="server_error")
+            if job.worker is None and not job.started and now - job.enqueued_at > self.settings.queue_timeout_s:
+                raise InferenceError(503, "All workers for this model are busy; try again shortly.", "no_capacity", type_="server_error")
+            try:
+                return await asyncio.wait_for(job.events.get(), timeout=min(1.0, job.deadline_s - now))
+            except asyncio.TimeoutError:
+                continue
+
+    async def _finish(
+        self, job: Job, done: dict[str, Any], output: rc.OutputAssembler, model: CatalogModel, caller: Caller, salt: str, hold: Hold | None,
+        audit_of: dict[str, Any] | None = None,
+    ) -> Finished:
+        """Check the worker's attestation against what was relayed, then write the receipt."""
+        worker = job.worker
+        try:
+            usage = rc.normalize_usage(done["usage"])
+        except ValueError as exc:
+            raise InferenceError(502, f"Worker reported bad usage: {exc}", "worker_bad_usage", type_="server_error") from None
+        try:
+            output_digest = output.digest()
+        except (ValueError, TypeError, KeyError):
+            raise InferenceError(502, "Worker's output cannot be digested.", "worker_protocol_error", type_="server_error") from None
+        if done["output_digest"] != output_digest:
+            raise InferenceError(502, "Worker's output digest does not match the streamed output.", "worker_output_mismatch", type_="server_error")
+        committed = rc.logprobs_digest(output.ordered_choices()) if job.task in rc.TEXT_TASKS else None
+        if done.get("logprobs_digest") != committed:
+            raise InferenceError(502, "Worker's logprobs digest does not match the streamed logprobs.", "worker_output_mismatch", type_="server_error")
+        attestation = rc.attestation(job.job_id, model.id, job.request_digest, output_digest, usage, committed)
+        if worker is None or not verify_hex(worker.worker_id, rc.jcs(attestation), done["attestation_sig"]):
+            raise InferenceError(502, "Worker's attestation signature does not verify.", "worker_bad_attestation", type_="server_error")
+        charge = 0 if audit_of else model.charge(usage)
+        if hold is not None and charge > hold.amount:  # more than the request's own limits allow
+            raise InferenceError(502, "Worker reported more usage than the request allows.", "worker_bad_usage", type_="server_error")
+        stored = await self.receipts.append(
+            job=job.job_id,
+            kind="audit" if audit_of else job.task,
+            lane=caller.lane,
+            account=rc.account_digest(caller.account_id),
+            model=model.id,
+            request_digest=job.request_digest,
+            output_digest=output_digest,
+            usage=usage,
+            charge_unit="credit" if caller.lane == "included" else "usdc",
+            charge_amount=charge,
+            worker_id=worker.worker_id,
+            worker_sig=done["attestation_sig"],
+            parent=audit_of["hash"] if audit_of else caller.parent,
+            logprobs_digest=committed,
+            settle=(hold.account, hold.epoch) if hold is not None else None,
+        )
+        if self.auditor is not None and audit_of is None:
+            self.auditor.consider(job, stored)
+        return Finished(receipt=stored, request_salt=salt, usage=usage, output=output)
+
+
+# Worker error codes that are the caller's fault: the request itself cannot be served as sent.
+_CLIENT_ERRORS = {"context_length_exceeded", "invalid_request"}
+
+
+def _worker_error(code: str, message: str) -> InferenceError:
+    if code in _CLIENT_ERRORS:
+        return InferenceError(400, message, code, param="messages" if code == "context_length_exceeded" else None)
+    return InferenceError(502, f"Inference failed: {message}", code, type_="server_error")
+
+
+def has_image(body: dict[str, Any]) -> bool:
+    """A chat request with image parts is a vision job (routed to models that declare `vision`)."""
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url" for p in content):
+            return True
+    return False

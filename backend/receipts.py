@@ -1,0 +1,152 @@
+"""The receipt log: append-only, hash-linked, signed by the coordinator key.
+
+Appends are serialised in-process by a lock and, on Postgres, across replicas by a transaction-scoped
+advisory lock; the unique `seq` primary key is the last guard (a racing append fails and retries on the
+new head), so the chain never forks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from nacl.signing import SigningKey
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from backend import ledger
+from backend.db import session
+from backend.db.models import ReceiptRecord
+from backend.protocol import receipt as rc
+from backend.signing import public_hex, sign_hex
+
+
+_APPEND_LOCK_ID = 0x4F4E45  # "ONE": one advisory lock guards the log head across replicas
+
+
+def rfc3339_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class ReceiptLog:
+    """Appends go through one writer task that commits whatever is waiting as a batch (group commit):
+    under load many receipts share one transaction and one thread hop; alone, a receipt waits for none."""
+
+    def __init__(self, key: SigningKey):
+        self.key = key
+        self.coordinator = public_hex(key)
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def append(self, **fields: Any) -> dict[str, Any]:
+        """Build, hash, sign and store the next receipt; returns it with `hash` and `sig`.
+
+        `settle=(account, epoch)` also debits the receipt's charge (and drops the job's hold) atomically.
+        """
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((fields, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting())
+        return await asyncio.shield(done)
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                stored = await asyncio.to_thread(self._append_batch, [fields for fields, _ in batch])
+            except Exception as exc:  # the whole batch failed: nothing was stored
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), receipt in zip(batch, stored):
+                if not done.done():
+                    done.set_result(receipt)
+
+    def _append_batch(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for _ in range(5):
+            try:
+                return self._append_sync(batch)
+            except IntegrityError:  # another replica took this seq: rebuild on the new head
+                continue
+        raise RuntimeError("receipt log contention: could not append after 5 tries")
+
+    def _append_sync(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with session() as db:
+            if db.get_bind().dialect.name == "postgresql":
+                db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK_ID})
+            head = db.exec(select(ReceiptRecord).order_by(col(ReceiptRecord.seq).desc()).limit(1)).first()
+            seq, prev = (head.seq + 1, head.hash) if head else (0, rc.GENESIS_PREV)
+            out = []
+            for fields in batch:
+                fields = dict(fields)
+                settle = fields.pop("settle", None)
+                body = rc.build_receipt(seq=seq, prev=prev, ts=rfc3339_now(), coordinator=self.coordinator, **fields)
+                digest = rc.receipt_hash(body)
+                stored = {**body, "hash": digest, "sig": sign_hex(self.key, bytes.fromhex(digest))}
+                db.add(ReceiptRecord(seq=seq, hash=digest, job=body["job"], account=body["account"], ts=body["ts"], stored=json.dumps(stored)))
+                if settle is not None:  # the charge lands in the same transaction as its receipt
+                    ledger.settle_in(db, stored, *settle)
+                out.append(stored)
+                seq, prev = seq + 1, digest
+            db.commit()
+            return out
+
+    @staticmethod
+    def get(receipt_hash: str) -> dict[str, Any] | None:
+        with session() as db:
+            row = db.exec(select(ReceiptRecord).where(ReceiptRecord.hash == receipt_hash)).first()
+            return json.loads(row.stored) if row else None
+
+    @staticmethod
+    def chain(start_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Receipts in seq order from `start_seq`, for export and verification."""
+        with session() as db:
+            rows = db.exec(
+                select(ReceiptRecord).where(ReceiptRecord.seq >= start_seq).order_by(col(ReceiptRecord.seq)).limit(limit)
+            ).all()
+            return [json.loads(r.stored) for r in rows]
+
+    @staticmethod
+    def tail(limit: int = 20) -> list[dict[str, Any]]:
+        """The newest receipts, newest first (operator dashboard)."""
+        with session() as db:
+            rows = db.exec(select(ReceiptRecord).order_by(col(ReceiptRecord.seq).desc()).limit(limit)).all()
+            return [json.loads(r.stored) for r in rows]
+
+    @staticmethod
+    def usage_by_model(account_id: str, limit: int = 5000) -> list[dict[str, Any]]:
+        """An account's requests, usage and charges per model and unit, summed from its newest receipts."""
+        with session() as db:
+            rows = db.exec(
+                select(ReceiptRecord.stored).where(ReceiptRecord.account == rc.account_digest(account_id))
+                .order_by(col(ReceiptRecord.seq).desc()).limit(limit)
+            ).all()  # fmt: skip
+        totals: dict[tuple[str, str], dict[str, Any]] = {}
+        for stored in rows:
+            receipt = json.loads(stored)
+            unit = receipt["charge"]["unit"]
+            row = totals.setdefault((receipt["model"], unit), {"model": receipt["model"], "unit": unit, "requests": 0, "charged": 0,
+                                                              **{k: 0 for k in rc.USAGE_KEYS}})  # fmt: skip
+            row["requests"] += 1
+            row["charged"] += receipt["charge"]["amount"]
+            for k in rc.USAGE_KEYS:
+                row[k] += receipt["usage"].get(k, 0)
+        return sorted(totals.values(), key=lambda r: (-r["charged"], r["model"]))
+
+    @staticmethod
+    def billed_by_worker(worker_id: str, limit: int = 20000) -> dict[str, Any]:
+        """Receipts a worker signed and what they charged, per unit (settlement pays from this)."""
+        needle = f'"worker": {{"id": "{worker_id}"'
+        with session() as db:
+            rows = db.exec(
+                select(ReceiptRecord.stored).where(col(ReceiptRecord.stored).contains(needle)).order_by(col(ReceiptRecord.seq).desc()).limit(limit)
+            ).all()
+        billed: dict[str, int] = {}
+        for stored in rows:
+            charge = json.loads(stored)["charge"]
+            billed[charge["unit"]] = billed.get(charge["unit"], 0) + charge["amount"]
+        return {"receipts": len(rows), "billed": billed}

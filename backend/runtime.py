@@ -1,0 +1,82 @@
+"""The coordinator's singletons, built on first use inside whichever process serves the app."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+
+from nacl.signing import SigningKey
+
+from backend.catalog import Catalog, Packages, load_catalog, load_packages
+from backend.config import Settings, get_settings
+from backend.db import migrate
+from backend.inference import InferenceService
+from backend.audits import Auditor
+from backend.lanes import Lanes, chain_holdings
+from backend.receipts import ReceiptLog
+from backend.scheduler import Scheduler
+from backend.signing import load_or_create_key, public_hex
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    key: SigningKey
+    catalog: Catalog
+    scheduler: Scheduler
+    receipts: ReceiptLog
+    inference: InferenceService
+    packages: Packages
+
+    @property
+    def coordinator_pubkey(self) -> str:
+        return public_hex(self.key)
+
+    def refresh_reserved(self) -> None:
+        """Reserved concurrency = the sum over live Dedicated keys of their package's `reserved`."""
+        from backend.auth import active_packages
+
+        self.scheduler.reserved = sum(p.reserved for pid in active_packages() if (p := self.packages.get(pid)))
+
+    @property
+    def agents(self):
+        """The agent runner (built on first use: it loads the tool plug-in modules)."""
+        if getattr(self, "_agents", None) is None:
+            from backend.agents.runner import AgentRunner
+
+            self._agents = AgentRunner(self)
+        return self._agents
+
+    def web3(self):
+        """The configured chain (None without one)."""
+        from backend.chain import connect
+
+        return connect(self.settings.chain_rpc_url) if self.settings.chain_rpc_url else None
+
+
+def _log_to_stderr() -> None:
+    """The coordinator's own log lines (never prompt or output text) next to Reflex's."""
+    logger = logging.getLogger("one")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+@lru_cache
+def get_runtime() -> Runtime:
+    settings = get_settings()
+    _log_to_stderr()
+    migrate()
+    key = load_or_create_key(settings.data_dir / "coordinator.key")
+    catalog = load_catalog(settings.catalog_path)
+    scheduler = Scheduler(max_attempts=settings.max_dispatch_attempts)
+    receipts = ReceiptLog(key)
+    lanes = Lanes(settings, chain_holdings(settings))
+    inference = InferenceService(settings, catalog, scheduler, receipts, lanes)
+    inference.auditor = Auditor(settings, scheduler, inference)
+    runtime = Runtime(settings, key, catalog, scheduler, receipts, inference, load_packages(settings.packages_path))
+    runtime.refresh_reserved()
+    return runtime

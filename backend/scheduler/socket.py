@@ -1,0 +1,88 @@
+"""The `/worker/ws` endpoint: challenge, signed hello, then frames until the worker leaves or goes silent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from backend.protocol import frames
+from backend.scheduler import Scheduler, WorkerConnection
+from backend.settlement import remember_worker
+from backend.signing import verify_hex
+
+log = logging.getLogger("one.worker_ws")
+
+HELLO_TIMEOUT_S = 10.0
+
+
+async def serve_worker(ws: WebSocket, scheduler: Scheduler, coordinator_pubkey: str) -> None:
+    await ws.accept()
+    nonce = secrets.token_hex(32)
+    await ws.send_text(frames.encode(frames.challenge(nonce, coordinator_pubkey)))
+    try:
+        hello = frames.parse_frame(await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S))
+        if hello["type"] != "hello":
+            raise frames.ProtocolError("expected a hello frame")
+        if not verify_hex(hello["pubkey"], bytes.fromhex(nonce), hello["sig"]):
+            raise frames.ProtocolError("hello signature does not verify against the challenge nonce")
+    except (frames.ProtocolError, asyncio.TimeoutError) as exc:
+        reason = str(exc) or "no hello in time"
+        await ws.send_text(frames.encode(frames.refused(reason)))
+        await ws.close(code=1008)
+        log.info("refused a worker: %s", reason)
+        return
+    except WebSocketDisconnect:
+        return
+
+    send_lock = asyncio.Lock()
+
+    async def send(frame: dict) -> None:
+        async with send_lock:
+            await ws.send_text(frames.encode(frame))
+
+    conn = WorkerConnection(
+        worker_id=hello["pubkey"],
+        kind=hello["kind"],
+        payout_address=hello["payout_address"],
+        models={m["id"]: m for m in hello["models"]},
+        slots=hello["slots"],
+        hardware=hello.get("hardware") or {},
+        version=str(hello.get("version", "")),
+        send=send,
+    )
+    await send(frames.welcome(conn.worker_id))
+    conn.reliability = await asyncio.to_thread(remember_worker, conn.worker_id, conn.kind, conn.payout_address)
+    await scheduler.register(conn)
+    pinger = asyncio.create_task(_ping_loop(conn, scheduler))
+    try:
+        while True:
+            text = await ws.receive_text()
+            try:
+                frame = frames.parse_frame(text)
+            except frames.ProtocolError as exc:
+                log.warning("worker %s… sent a bad frame: %s", conn.worker_id[:12], exc)
+                continue
+            scheduler.on_frame(conn, frame)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        pinger.cancel()
+        await scheduler.unregister(conn)
+
+
+async def _ping_loop(conn: WorkerConnection, scheduler: Scheduler) -> None:
+    """Ping every interval; a worker silent past the limit is dropped (its jobs fail over)."""
+    while True:
+        await asyncio.sleep(frames.PING_INTERVAL_S)
+        if time.monotonic() - conn.last_seen > frames.SILENCE_LIMIT_S:
+            await scheduler.unregister(conn, reason="silent too long")
+            return
+        try:
+            await conn.send(frames.ping(time.time()))
+        except Exception:
+            await scheduler.unregister(conn, reason="ping failed")
+            return

@@ -1,0 +1,295 @@
+"""Settlement: receipts become money.
+
+Every epoch (ONE_SETTLEMENT_EPOCH_S, 6 h by default) the coordinator closes the receipts appended since
+the last epoch: an RFC 9162 Merkle root over their hashes, a head it signs, and the root anchored in the
+EpochAnchor contract. Then each worker is paid its earnings in USDC from the treasury, net of the
+network's cut tau: Included-lane credits count at the catalog rate (1 micro-credit = 1 micro-USDC).
+Payouts are one row per (epoch, worker) and the signed transaction is stored before it is sent, so
+settling twice, or again after a crash mid-batch, pays every worker once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from nacl.signing import SigningKey
+from sqlmodel import col, select
+
+from backend.config import Settings
+from backend.db import session
+from backend.db.models import BondRefund, EpochHead, Payout, ReceiptRecord, WorkerRecord
+from backend.protocol import merkle
+from backend.protocol import receipt as rc
+from backend.receipts import rfc3339_now
+from backend.signing import public_hex, sign_hex
+
+log = logging.getLogger("one.settlement")
+HEAD_VERSION = 1
+BPS = 10_000
+
+
+def remember_worker(worker_id: str, kind: str, payout_address: str) -> float:
+    """Keep where a worker key's payouts go (its latest hello wins); returns its reliability."""
+    from backend.audits import reliability
+
+    now = time.time()
+    with session() as db:
+        row = db.get(WorkerRecord, worker_id)
+        if row is None:
+            db.add(WorkerRecord(id=worker_id, kind=kind, payout_address=payout_address, first_seen=now, last_seen=now))
+        else:
+            row.kind, row.payout_address, row.last_seen = kind, payout_address, now
+            db.add(row)
+        db.commit()
+        return reliability(db.get(WorkerRecord, worker_id))
+
+
+# ---- epochs: Merkle root, signed head, inclusion proofs ----
+
+
+def close_epoch(key: SigningKey) -> dict[str, Any] | None:
+    """Close the open epoch over every receipt appended since the last one; None when there are none."""
+    with session() as db:
+        last = db.exec(select(EpochHead).order_by(col(EpochHead.epoch).desc())).first()
+        first_seq = last.last_seq + 1 if last else 0
+        rows = db.exec(select(ReceiptRecord.seq, ReceiptRecord.hash).where(ReceiptRecord.seq >= first_seq).order_by(col(ReceiptRecord.seq))).all()
+        if not rows:
+            return None
+        head: dict[str, Any] = {
+            "v": HEAD_VERSION, "epoch": last.epoch + 1 if last else 0, "first_seq": first_seq, "last_seq": rows[-1][0],
+            "size": len(rows), "root": merkle.root([bytes.fromhex(h) for _, h in rows]).hex(),
+            "prev": json.loads(last.head)["hash"] if last else rc.GENESIS_PREV, "closed_at": rfc3339_now(),
+            "coordinator": public_hex(key),
+        }  # fmt: skip
+        digest = rc.receipt_hash(head)  # sha256 of the JCS form without hash/sig, exactly as for receipts
+        signed = {**head, "hash": digest, "sig": sign_hex(key, bytes.fromhex(digest))}
+        db.add(EpochHead(epoch=head["epoch"], first_seq=first_seq, last_seq=head["last_seq"], root=head["root"], head=json.dumps(signed)))
+        db.commit()
+    log.info("epoch %s closed: receipts %s..%s, root %s", head["epoch"], first_seq, head["last_seq"], head["root"][:16])
+    return signed
+
+
+def epochs(limit: int = 50) -> list[dict[str, Any]]:
+    with session() as db:
+        rows = db.exec(select(EpochHead).order_by(col(EpochHead.epoch).desc()).limit(limit)).all()
+    return [{**json.loads(r.head), "anchor_tx": r.anchor_tx} for r in rows]
+
+
+def inclusion_proof(receipt_hash: str) -> dict[str, Any] | None:
+    """The audit path of a receipt in its epoch's tree, with the signed head; None if not in a closed epoch."""
+    with session() as db:
+        record = db.exec(select(ReceiptRecord).where(ReceiptRecord.hash == receipt_hash)).first()
+        if record is None:
+            return None
+        epoch = db.exec(select(EpochHead).where(EpochHead.first_seq <= record.seq, EpochHead.last_seq >= record.seq)).first()
+        if epoch is None:
+            return None
+        hashes = db.exec(select(ReceiptRecord.hash).where(ReceiptRecord.seq >= epoch.first_seq, ReceiptRecord.seq <= epoch.last_seq)
+                         .order_by(col(ReceiptRecord.seq))).all()  # fmt: skip
+    leaves = [bytes.fromhex(h) for h in hashes]
+    index = record.seq - epoch.first_seq
+    return {"receipt": receipt_hash, "epoch": epoch.epoch, "leaf_index": index, "tree_size": len(leaves),
+            "audit_path": [p.hex() for p in merkle.inclusion_path(index, leaves)], "head": json.loads(epoch.head), "anchor_tx": epoch.anchor_tx}  # fmt: skip
+
+
+# ---- what each worker earned ----
+
+
+@dataclass
+class Earning:
+    worker: str
+    payout_address: str
+    receipts: int
+    gross: int
+    fee: int
+    withheld: int
+
+    @property
+    def net(self) -> int:
+        return self.gross - self.fee - self.withheld
+
+
+def tally(receipts: Iterable[dict[str, Any]], payout_addresses: dict[str, str], fee_bps: int,
+          quarantined: frozenset[str] = frozenset(), verified: frozenset[str] = frozenset()) -> list[Earning]:  # fmt: skip
+    """Per worker: gross charges of its receipts (audit receipts earn nothing); withheld: work of a quarantined
+    worker that no audit verified, or all of it when there is no payout address; tau = the rest * fee_bps // 10000.
+    Integers throughout: gross == fee + withheld + net for every worker."""
+    gross: dict[str, int] = {}
+    held: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for receipt in receipts:
+        if receipt["kind"] == "audit":
+            continue
+        worker, amount = receipt["worker"]["id"], int(receipt["charge"]["amount"])
+        gross[worker] = gross.get(worker, 0) + amount
+        counts[worker] = counts.get(worker, 0) + 1
+        if worker in quarantined and receipt.get("hash") not in verified:
+            held[worker] = held.get(worker, 0) + amount
+    out = []
+    for worker in sorted(gross):
+        address = payout_addresses.get(worker, "")
+        withheld = held.get(worker, 0) if _is_address(address) else gross[worker]
+        fee = (gross[worker] - withheld) * fee_bps // BPS
+        out.append(Earning(worker, address, counts[worker], gross[worker], fee, withheld))
+    return out
+
+
+def _is_address(address: str) -> bool:
+    return len(address) == 42 and address.startswith("0x") and address != "0x" + "0" * 40
+
+
+def plan_payouts(settings: Settings) -> int:
+    """Write the payout rows of every closed epoch that has none yet (in the same transaction per epoch)."""
+    from backend.audits import audited_receipts, quarantined_workers
+
+    quarantined = quarantined_workers()
+    verified = frozenset(h for w in quarantined for h in audited_receipts(w))
+    planned = 0
+    with session() as db:
+        settled = set(db.exec(select(Payout.epoch).distinct()).all())
+        addresses = {w.id: w.payout_address for w in db.exec(select(WorkerRecord)).all()}
+        for epoch in db.exec(select(EpochHead).order_by(col(EpochHead.epoch))).all():
+            if epoch.epoch in settled:
+                continue
+            stored = db.exec(select(ReceiptRecord.stored).where(ReceiptRecord.seq >= epoch.first_seq, ReceiptRecord.seq <= epoch.last_seq)).all()
+            for e in tally((json.loads(s) for s in stored), addresses, settings.settlement_fee_bps, quarantined, verified):
+                db.add(Payout(epoch=epoch.epoch, worker=e.worker, payout_address=e.payout_address, receipts=e.receipts, gross=e.gross,
+                              fee=e.fee, withheld=e.withheld, net=e.net, status="due" if e.net > 0 else "nothing"))  # fmt: skip
+                planned += 1
+            db.commit()
+    return planned
+
+
+# ---- the chain side: anchoring and paying, resumable ----
+
+
+class Treasury:
+    """Signs with the treasury key; every transaction is signed, stored, then sent."""
+
+    def __init__(self, settings: Settings, w3):
+        from eth_account import Account
+
+        self.settings, self.w3 = settings, w3
+        self.account = Account.from_key(settings.treasury_key)
+        if settings.treasury_address and self.account.address.lower() != settings.treasury_address.lower():
+            raise ValueError("ONE_TREASURY_KEY is not the key of ONE_TREASURY_ADDRESS")
+
+    def sign(self, call) -> tuple[str, str]:
+        tx = call.build_transaction({"from": self.account.address, "chainId": self.settings.chain_id,
+                                     "nonce": self.w3.eth.get_transaction_count(self.account.address, "pending")})  # fmt: skip
+        signed = self.account.sign_transaction(tx)
+        return "0x" + bytes(signed.hash).hex().removeprefix("0x"), "0x" + bytes(signed.raw_transaction).hex().removeprefix("0x")
+
+    def send(self, tx_hash: str, raw_tx: str, timeout: float = 120) -> bool:
+        """Broadcast (again, if a crash left it unsent) and wait; True when it succeeded on chain."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            try:
+                self.w3.eth.send_raw_transaction(raw_tx)
+            except Exception as exc:  # already in the pool, or already mined under this nonce
+                log.info("resending %s: %s", tx_hash[:12], exc)
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)
+        return receipt["status"] == 1
+
+
+def anchor_epochs(settings: Settings, w3) -> int:
+    """Write each closed epoch's root into EpochAnchor once (skips what is already on chain)."""
+    from backend.chain import anchor_at
+
+    treasury, contract, done = Treasury(settings, w3), anchor_at(w3, settings.anchor_address), 0
+    with session() as db:
+        for epoch in db.exec(select(EpochHead).where(col(EpochHead.anchor_tx).is_(None)).order_by(col(EpochHead.epoch))).all():
+            on_chain = contract.functions.roots(epoch.epoch).call()
+            if on_chain == bytes(32):
+                tx_hash, raw = treasury.sign(contract.functions.anchor(epoch.epoch, bytes.fromhex(epoch.root), epoch.last_seq - epoch.first_seq + 1))
+                if not treasury.send(tx_hash, raw):
+                    raise RuntimeError(f"anchoring epoch {epoch.epoch} failed on chain")
+            elif on_chain.hex() != epoch.root:
+                raise RuntimeError(f"epoch {epoch.epoch}: the chain holds another root")
+            else:  # anchored by a run that crashed before recording it
+                tx_hash = contract.events.Anchored.get_logs(argument_filters={"epoch": epoch.epoch}, from_block=0)[0]["transactionHash"].hex()
+            epoch.anchor_tx = tx_hash if tx_hash.startswith("0x") else "0x" + tx_hash
+            db.add(epoch)
+            db.commit()
+            done += 1
+    return done
+
+
+def pay(settings: Settings, w3) -> list[Any]:
+    """Pay every due payout and bond refund; resume signed ones first (their stored transaction, same nonce)."""
+    from backend.chain import token_at
+
+    treasury, usdc = Treasury(settings, w3), token_at(w3, settings.usdc_token_address)
+    paid = []
+    with session() as db:
+        rows = [*db.exec(select(Payout).where(col(Payout.status).in_(("signed", "due"))).order_by(col(Payout.epoch), col(Payout.worker))).all(),
+                *db.exec(select(BondRefund).where(col(BondRefund.status).in_(("signed", "due"))).order_by(col(BondRefund.id))).all()]  # fmt: skip
+        rows.sort(key=lambda r: r.status != "signed")  # finish interrupted payments before taking new nonces
+        for row in rows:
+            if row.status == "due":
+                row.tx_hash, row.raw_tx = treasury.sign(usdc.functions.transfer(w3.to_checksum_address(row.payout_address), row.net))
+                row.status = "signed"
+                db.add(row)
+                db.commit()  # stored before it is sent: a crash from here on resends this very transaction
+            ok = treasury.send(row.tx_hash, row.raw_tx)
+            row.status = "paid" if ok else "failed"
+            db.add(row)
+            db.commit()
+            paid.append(row)
+            log.info("%s: paid %s micro-USDC to %s (%s)", type(row).__name__, row.net, row.payout_address, row.status)
+    return paid
+
+
+def plan_refunds(now: float | None = None) -> int:
+    """Bonds whose unbonding delay has passed become refunds (quarantined workers' bonds stay locked)."""
+    now = time.time() if now is None else now
+    with session() as db:
+        due = db.exec(select(WorkerRecord).where(col(WorkerRecord.unbond_at) <= now, WorkerRecord.bond > 0, WorkerRecord.quarantined == False)).all()  # noqa: E712
+        for record in due:  # the bond moves to a refund row in the same transaction: never refunded twice
+            db.add(BondRefund(worker=record.id, payout_address=record.payout_address, net=record.bond, status="due", at=now))
+            record.bond, record.unbond_at = 0, None
+            db.add(record)
+        db.commit()
+        return len(due)
+
+
+def settle(settings: Settings, key: SigningKey) -> dict[str, Any]:
+    """Close the open epoch, anchor it, plan and send payouts. Safe to run again at any point."""
+    from backend.chain import connect
+
+    head = close_epoch(key)
+    w3 = connect(settings.chain_rpc_url) if settings.chain_rpc_url else None
+    anchored = anchor_epochs(settings, w3) if w3 and settings.anchor_address and settings.treasury_key else 0
+    planned = plan_payouts(settings) + plan_refunds()
+    paid = pay(settings, w3) if w3 and settings.treasury_key and settings.usdc_token_address else []
+    return {"closed": head, "anchored": anchored, "planned": planned, "paid": len(paid)}
+
+
+def payouts(epoch: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    with session() as db:
+        query = select(Payout).order_by(col(Payout.epoch).desc(), col(Payout.worker)).limit(limit)
+        if epoch is not None:
+            query = query.where(Payout.epoch == epoch)
+        return [r.model_dump(exclude={"raw_tx"}) for r in db.exec(query).all()]
+
+
+async def settlement_loop() -> None:
+    """Inside the coordinator: settle once per epoch (the `one settle` command does the same on demand)."""
+    import asyncio
+
+    from backend.runtime import get_runtime
+
+    rt = get_runtime()
+    while True:
+        await asyncio.sleep(rt.settings.settlement_epoch_s)
+        try:
+            await asyncio.to_thread(settle, rt.settings, rt.key)
+        except Exception:  # the next epoch retries; rows already written keep payments exactly-once
+            log.exception("settlement failed; will retry next epoch")

@@ -1,0 +1,39 @@
+"""Ed25519 keys on disk and hex signatures (PyNaCl), shared by the coordinator, node workers and OneVerify."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+
+def load_or_create_key(path: Path) -> SigningKey:
+    """Read a hex seed from `path`, creating it (mode 0600) on first use so identities persist."""
+    path = Path(path)
+    if path.exists():
+        return SigningKey(bytes.fromhex(path.read_text().strip()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = SigningKey.generate()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.encode().hex())
+    return key
+
+
+def public_hex(key: SigningKey) -> str:
+    return key.verify_key.encode().hex()
+
+
+def sign_hex(key: SigningKey, message: bytes) -> str:
+    return key.sign(message).signature.hex()
+
+
+def verify_hex(pubkey_hex: str, message: bytes, sig_hex: str) -> bool:
+    """True when `sig_hex` is a valid Ed25519 signature of `message` by `pubkey_hex`; never raises."""
+    try:
+        VerifyKey(bytes.fromhex(pubkey_hex)).verify(message, bytes.fromhex(sig_hex))
+        return True
+    except (BadSignatureError, ValueError, TypeError):
+        return False

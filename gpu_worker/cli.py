@@ -1,0 +1,128 @@
+"""`one worker` and `one models`: run a node worker, build the tiny test models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+DEFAULT_MODELS_DIR = Path(".one/models")
+
+
+worker_app = typer.Typer(help="Run a node worker (and manage its bond).", invoke_without_command=True, add_completion=False)
+
+
+@worker_app.callback()
+def worker(
+    ctx: typer.Context,
+    coordinator: Annotated[str, typer.Option(help="Coordinator base URL.", envvar="ONE_COORDINATOR_URL")] = "http://127.0.0.1:3000",
+    engine: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KIND:MODEL_ID=TARGET, repeatable; KIND is transformers, sentence-transformers, diffusers, openai "
+            "(TARGET a base URL) or vllm. Default: the tiny test models."
+        ),
+    ] = None,
+    models_dir: Annotated[Path, typer.Option(help="Where the tiny test models live (built if absent).")] = DEFAULT_MODELS_DIR,
+    key_file: Annotated[Path, typer.Option(help="This worker's Ed25519 key (created on first run).", envvar="ONE_WORKER_KEY")] = Path(
+        ".one/worker.key"
+    ),
+    payout_address: Annotated[str, typer.Option(help="USDC payout address (0x...).", envvar="ONE_PAYOUT_ADDRESS")] = "0x"
+    + "0" * 40,
+    slots: Annotated[int, typer.Option(min=1, help="Jobs served at once.")] = 1,
+    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1 ...")] = "cpu",
+    threads: Annotated[
+        int, typer.Option(min=0, help="CPU threads for torch (0: torch's default). Use 1 when several workers share a small box.")
+    ] = 0,
+) -> None:
+    """Connect to a coordinator and serve models until Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"coordinator": coordinator, "key_file": key_file}
+        return
+    from backend.signing import load_or_create_key
+    from gpu_worker.client import WorkerClient
+    from gpu_worker.engines.registry import build_engine, parse_engine_spec
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # oversubscribed cores make every worker on the box crawl
+    specs = engine or default_engine_specs(models_dir)
+    try:
+        parsed = [parse_engine_spec(spec) for spec in specs]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--engine") from None
+    engines = {model_id: build_engine(spec, device=device) for spec, (_, model_id, _) in zip(specs, parsed)}
+    client = WorkerClient(coordinator, engines, load_or_create_key(key_file), payout_address, slots=slots)
+    console.print(f"[bold]ONE worker[/] {client.pubkey[:16]}… -> {client.url} serving {', '.join(engines)}")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, client.stop)
+        await client.run_forever()
+
+    asyncio.run(main())
+
+
+@worker_app.command("bond")
+def bond(
+    ctx: typer.Context,
+    tx_hash: Annotated[str, typer.Option(help="Your USDC transfer to the treasury, from this worker's payout address.")],
+) -> None:
+    """Stake USDC: claim a transfer to the treasury as this worker's bond (checked on chain, once per tx)."""
+    import httpx
+
+    from backend.signing import load_or_create_key, public_hex, sign_hex
+
+    key = load_or_create_key(ctx.obj["key_file"])
+    reply = httpx.post(f"{ctx.obj['coordinator']}/one/bonds", timeout=60,
+                       json={"worker_id": public_hex(key), "tx_hash": tx_hash, "sig": sign_hex(key, bytes.fromhex(tx_hash.removeprefix("0x")))})  # fmt: skip
+    body = reply.json()
+    if reply.status_code != 200:
+        console.print(f"[red]bond refused: {body['error']['message']}")
+        raise typer.Exit(1)
+    console.print(f"bonded: {body['bond']} micro-USDC staked by worker {body['worker_id'][:16]}…")
+
+
+@worker_app.command("unbond")
+def unbond(ctx: typer.Context) -> None:
+    """Ask for this worker's bond back (paid by settlement after the unbonding delay)."""
+    import httpx
+
+    from backend.signing import load_or_create_key, public_hex, sign_hex
+
+    key = load_or_create_key(ctx.obj["key_file"])
+    worker_id = public_hex(key)
+    reply = httpx.post(f"{ctx.obj['coordinator']}/one/bonds/unbond", timeout=60,
+                       json={"worker_id": worker_id, "sig": sign_hex(key, b"unbond" + bytes.fromhex(worker_id))})  # fmt: skip
+    if reply.status_code != 200:
+        console.print(f"[red]unbond refused: {reply.json()['error']['message']}")
+        raise typer.Exit(1)
+    console.print(f"unbonding: the bond is paid back by settlement after {reply.json()['refund_after']:.0f} (unix time)")
+
+
+def default_engine_specs(models_dir: Path) -> list[str]:
+    """The tiny test models (built if absent) and the real MiniLM embeddings, with the engine kind of each."""
+    from gpu_worker.engines.embeddings import minilm_path
+    from gpu_worker.tiny_models import ENGINE_KINDS, build_all
+
+    specs = [f"{ENGINE_KINDS[name]}:{name}={path}" for name, path in build_all(models_dir).items()]
+    return specs + [f"sentence-transformers:all-minilm-l6-v2={minilm_path()}"]
+
+
+def build_models(
+    out: Annotated[Path, typer.Option(help="Folder to write the models into.")] = DEFAULT_MODELS_DIR,
+) -> None:
+    """Build the tiny test models from configs (offline, about a second)."""
+    from gpu_worker.tiny_models import build_all
+
+    for name, path in build_all(out).items():
+        console.print(f"{name}: {path}")

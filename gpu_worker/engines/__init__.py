@@ -1,0 +1,95 @@
+"""Engines behind one async interface.
+
+A text engine (chat, completion, vision) streams `Piece`s and ends each choice with an `End`;
+the worker's shared layer (`gpu_worker.structured`) turns raw text into tool calls and enforces JSON
+constraints, so every engine behaves alike. An embedding engine returns vectors; an image engine
+returns PNG bytes. Engines never see the protocol: `gpu_worker.client` does the framing and signing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Protocol
+
+
+@dataclass
+class Piece:
+    """A bit of generated text for choice `index`, in order (optionally with its token logprobs)."""
+
+    text: str
+    index: int = 0
+    logprobs: list[dict[str, Any]] | None = None  # OpenAI `logprobs.content` entries for these tokens
+
+
+@dataclass
+class End:
+    """Choice `index` is complete. Token counts are per request: the worker sums End.output_tokens."""
+
+    finish_reason: str
+    input_tokens: int
+    output_tokens: int
+    index: int = 0
+
+
+@dataclass
+class Embeddings:
+    vectors: list[list[float]]
+    input_tokens: int
+
+
+@dataclass
+class Images:
+    pngs: list[bytes]
+    output_tokens: int = 0
+
+
+@dataclass
+class ModelCard:
+    """What a worker advertises for one model in its hello frame."""
+
+    id: str
+    tasks: list[str]
+    max_context: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TextEngine(Protocol):
+    model_id: str
+    tasks: list[str]  # subset of chat, completion, vision
+    max_context: int
+
+    def generate(self, task: str, body: dict[str, Any], cancel: threading.Event) -> AsyncIterator[Piece | End]:
+        """Stream every choice of a chat/completion/vision request; stop early when `cancel` is set."""
+        ...
+
+
+class EmbeddingEngine(Protocol):
+    model_id: str
+    tasks: list[str]  # ["embedding"]
+    max_context: int
+
+    async def embed(self, body: dict[str, Any]) -> Embeddings:
+        """Vectors for `body["input"]` (a string or a list of strings), in input order."""
+        ...
+
+
+class ImageEngine(Protocol):
+    model_id: str
+    tasks: list[str]  # ["image"]
+    max_context: int
+
+    async def images(self, body: dict[str, Any], cancel: threading.Event) -> Images:
+        """`body["n"]` PNGs for `body["prompt"]` (OpenAI images.generate body), generated in parallel."""
+        ...
+
+
+Engine = TextEngine | EmbeddingEngine | ImageEngine
+
+
+class EngineError(Exception):
+    """A request the engine cannot serve; `code` goes into the error frame (e.g. context_length_exceeded)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code

@@ -1,0 +1,155 @@
+"""The scheduler and the inference service in-process, with a hand-driven worker connection.
+
+The peer below is a protocol participant (it gets frames through `send` and answers with frames),
+so these tests run the real Scheduler, InferenceService, catalog and receipt log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nacl.signing import SigningKey
+
+from backend.catalog import load_catalog
+from backend.config import Settings
+from backend.lanes import Lanes
+from backend.inference import Caller, Delta, Finished, InferenceError, InferenceService
+from backend.protocol import frames
+from backend.protocol import receipt as rc
+from backend.receipts import ReceiptLog
+from backend.scheduler import Job, Scheduler, WorkerConnection
+from backend.signing import public_hex, sign_hex
+from backend.verify import verify_chain
+
+
+class Peer:
+    """A worker connection whose frames land in a queue; it answers by calling the scheduler."""
+
+    def __init__(self, scheduler: Scheduler, slots: int = 1, key: SigningKey | None = None):
+        self.key = key or SigningKey.generate()
+        self.frames: asyncio.Queue = asyncio.Queue()
+        self.scheduler = scheduler
+        self.conn = WorkerConnection(
+            worker_id=public_hex(self.key), kind="node", payout_address="0x" + "0" * 40,
+            models={"tiny-chat": {"id": "tiny-chat", "max_context": 2048, "tasks": ["chat"]}},
+            slots=slots, hardware={}, version="peer", send=self.frames.put,
+        )  # fmt: skip
+
+    async def next_job(self) -> dict:
+        while True:
+            frame = await asyncio.wait_for(self.frames.get(), 5)
+            if frame["type"] == "job":
+                return frame
+
+    def answer(self, job: dict, text: str, output_tokens: int = 2) -> None:
+        choice = {"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        self.scheduler.on_frame(self.conn, frames.delta(job["job_id"], 0, [choice]))
+        usage = {"input_tokens": 3, "output_tokens": output_tokens, "images": 0}
+        out = rc.OutputAssembler("chat")
+        out.add([choice])
+        statement = rc.attestation(job["job_id"], job["model"], job["request_digest"], out.digest(), usage)
+        self.scheduler.on_frame(self.conn, frames.done(job["job_id"], usage, out.digest(), sign_hex(self.key, rc.jcs(statement))))
+
+
+@pytest.fixture
+def service(sqlite_db):
+    settings = Settings(queue_timeout_s=2, max_queue_depth=1)
+    scheduler = Scheduler()
+    return InferenceService(settings, load_catalog(settings.catalog_path), scheduler, ReceiptLog(SigningKey.generate()), Lanes(settings, None))
+
+
+BODY = {"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}]}
+
+
+async def _collect(service, body=BODY, caller=None):
+    return [e async for e in service.run("chat", body, caller or Caller("acct"))]
+
+
+async def test_a_job_runs_on_the_peer_and_leaves_a_verifiable_receipt(service):
+    peer = Peer(service.scheduler)
+    await service.scheduler.register(peer.conn)
+    task = asyncio.create_task(_collect(service))
+    job = await peer.next_job()
+    assert job["request_digest"] == rc.request_digest(job["body"], job["request_salt"])
+    peer.answer(job, "hello")
+    events = await task
+    assert isinstance(events[0], Delta) and isinstance(events[-1], Finished)
+    receipt = events[-1].receipt
+    assert receipt["charge"] == {"unit": "credit", "amount": 4}  # ceil(2 tokens * 2000 / 1000)
+    assert verify_chain([receipt]).ok
+
+
+async def test_a_lying_worker_gets_no_receipt(service):
+    peer = Peer(service.scheduler)
+    await service.scheduler.register(peer.conn)
+    task = asyncio.create_task(_collect(service))
+    job = await peer.next_job()
+    choice = {"index": 0, "delta": {"content": "what I sent"}, "finish_reason": "stop"}
+    service.scheduler.on_frame(peer.conn, frames.delta(job["job_id"], 0, [choice]))
+    usage = {"input_tokens": 1, "output_tokens": 1, "images": 0}
+    claimed = rc.chat_output_digest([{"content": "something else", "tool_calls": None}])
+    statement = rc.attestation(job["job_id"], "tiny-chat", job["request_digest"], claimed, usage)
+    service.scheduler.on_frame(peer.conn, frames.done(job["job_id"], usage, claimed, sign_hex(peer.key, rc.jcs(statement))))
+    with pytest.raises(InferenceError) as err:
+        await task
+    assert err.value.code == "worker_output_mismatch"
+    assert ReceiptLog.chain() == []
+
+
+async def test_queue_full_is_429_and_waiting_too_long_is_503(service):
+    peer = Peer(service.scheduler, slots=1)
+    await service.scheduler.register(peer.conn)
+    first = asyncio.create_task(_collect(service))
+    await peer.next_job()
+    queued = asyncio.create_task(_collect(service))
+    await asyncio.sleep(0.05)
+    assert service.scheduler.queue_depth() == 1
+    with pytest.raises(InferenceError) as err:
+        await _collect(service)
+    assert err.value.status == 429 and err.value.code == "rate_limit_exceeded"
+    with pytest.raises(InferenceError) as err:
+        await queued  # the peer never frees its slot: the queue timeout answers
+    assert err.value.status == 503
+    first.cancel()
+
+
+async def test_jobs_leave_the_queue_by_priority_then_arrival(service):
+    scheduler = service.scheduler
+    peer = Peer(scheduler, slots=1)
+    order = []
+    for name, priority in [("late-low", 100), ("high", 10), ("low", 100), ("higher", 5)]:
+        scheduler.submit(Job(job_id=name, task="chat", model="tiny-chat", body={}, request_salt="", request_digest="", deadline_s=1e12, priority=priority))
+    await scheduler.register(peer.conn)
+    for _ in range(4):
+        job = await peer.next_job()
+        order.append(job["job_id"])
+        scheduler.on_frame(peer.conn, frames.error(job["job_id"], "x", "done"))
+    assert order == ["higher", "high", "late-low", "low"]
+
+
+async def test_unknown_model_and_no_worker(service):
+    with pytest.raises(InferenceError) as err:
+        await _collect(service, {**BODY, "model": "nope"})
+    assert err.value.status == 404 and err.value.code == "model_not_found"
+    with pytest.raises(InferenceError) as err:
+        await _collect(service)
+    assert err.value.status == 503 and err.value.code == "model_unavailable"
+
+
+async def test_reserved_slots_are_kept_for_dedicated_jobs(service):
+    scheduler = service.scheduler
+    scheduler.reserved = 1
+    peer = Peer(scheduler, slots=2)
+    await scheduler.register(peer.conn)
+
+    def job(name: str, priority: int) -> Job:
+        return Job(job_id=name, task="chat", model="tiny-chat", body={}, request_salt="", request_digest="", deadline_s=1e12, priority=priority)
+
+    scheduler.submit(job("included-1", 100))
+    scheduler.submit(job("included-2", 100))
+    assert (await peer.next_job())["job_id"] == "included-1"
+    assert scheduler.queue_depth() == 1  # the last free slot is reserved
+    scheduler.submit(job("pro", 20))
+    assert (await peer.next_job())["job_id"] == "pro"
+    assert scheduler.queue_depth() == 1

@@ -1,0 +1,73 @@
+"""Shared fixtures. The e2e network is the same `Devnet` that `one up` (make run) starts."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_OUTPUT = REPO / "test-output"
+
+
+# Small Included allotments reach the soft-stop in two requests; Pro reserves one of the two worker slots.
+E2E_ENV = {
+    "ONE_INCLUDED_TIERS": "[[100, 3000], [1000, 5000000], [10000, 20000000]]",
+    "ONE_PACKAGES_PATH": str(REPO / "tests" / "e2e" / "packages.yaml"),
+    "ONE_AUDIT_NEW_RATE": "0.5",
+    "ONE_UNBOND_DELAY_S": "0",  # bonds come back at the next settlement  # half of a new worker's deterministic jobs are re-run (tests/e2e/test_audits.py)
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that buy a Dedicated package keep worker slots reserved for the rest of the session: run them
+    late. Tests that start their own coordinator rebuild .web for their port: run them after everything else."""
+    def late(item) -> tuple:
+        holds = item.get_closest_marker("holds_capacity")
+        return (item.get_closest_marker("own_network") is not None, holds is not None, holds.kwargs.get("order", 0) if holds else 0)
+
+    items.sort(key=late)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def test_output() -> Path:
+    TEST_OUTPUT.mkdir(exist_ok=True)
+    return TEST_OUTPUT
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    from gpu_worker.tiny_models import build_all
+
+    root = tmp_path_factory.mktemp("models")
+    build_all(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory, tiny_models, test_output):
+    """anvil with the test tokens, coordinator + UI (reflex prod, one port) and two CPU node workers."""
+    from backend.devnet import Devnet, wait_for_workers
+
+    data_dir = tmp_path_factory.mktemp("one-data")
+    net = Devnet(port=free_port(), data_dir=data_dir, log_dir=test_output / "logs")
+    try:
+        net.deployment = net.start_chain(free_port())  # type: ignore[attr-defined]
+        net.start_coordinator(extra_env=E2E_ENV)
+        from backend.chain.devchain import dev_accounts
+
+        payout = dev_accounts(10)  # settlement pays the workers here (dev accounts 8 and 9)
+        net.start_worker("worker-a", "--payout-address", payout[8].address, models_dir=tiny_models)
+        net.start_worker("worker-b", "--payout-address", payout[9].address, models_dir=tiny_models)
+        wait_for_workers(net.url, 2)
+        net.models_dir = tiny_models  # type: ignore[attr-defined]
+        yield net
+    finally:
+        net.stop_all()

@@ -1,0 +1,133 @@
+"""Audits on the session devnet: a worker that serves a different tiny model while claiming `tiny-chat` is
+caught by redundant execution within 50 audited jobs, slashed and routed around; honest workers are never
+slashed. Then its unaudited work is withheld at settlement."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from backend.chain import token_at
+from backend.chain.devchain import dev_accounts
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.holds_capacity]  # runs late: it adds (then quarantines) a third worker
+
+
+def worker_record(devnet, wid: str) -> dict:
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{devnet.data_dir / 'one.db'}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    row = db.execute("SELECT * FROM worker WHERE id = ?", (wid,)).fetchone()
+    return dict(row) if row else {}
+
+
+def bond(devnet, name: str, wallet: str, amount: int) -> None:
+    """Stake from the worker's payout wallet (an unlocked anvil account), then `one worker bond`."""
+    w3, d = devnet.chain.web3(), devnet.deployment
+    usdc = token_at(w3, d.usdc_token)
+    w3.eth.wait_for_transaction_receipt(usdc.functions.mint(wallet, amount).transact({"from": d.deployer}))
+    tx = usdc.functions.transfer(d.treasury, amount).transact({"from": wallet})
+    w3.eth.wait_for_transaction_receipt(tx)
+    cli = subprocess.run([sys.executable, "-m", "backend.cli", "worker", "--coordinator", devnet.url, "--key-file", str(devnet.data_dir / f"{name}.key"),
+                          "bond", "--tx-hash", w3.to_hex(tx)], cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert cli.returncode == 0 and "bonded" in cli.stdout + cli.stderr, cli.stdout + cli.stderr
+    again = subprocess.run([sys.executable, "-m", "backend.cli", "worker", "--coordinator", devnet.url, "--key-file", str(devnet.data_dir / f"{name}.key"),
+                            "bond", "--tx-hash", w3.to_hex(tx)], cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 1 and "already" in again.stdout + again.stderr
+
+
+def test_model_substitution_is_caught_slashed_and_routed_around(devnet, tmp_path):
+    from gpu_worker.tiny_models import build_tiny_chat
+
+    fake = build_tiny_chat(tmp_path / "fake", seed=7)  # same architecture and name, other weights
+    cheater_wallet = dev_accounts(8)[7].address
+    devnet.start_worker("cheater", "--engine", f"transformers:tiny-chat={fake}", "--payout-address", cheater_wallet, models_dir=devnet.models_dir)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        workers = httpx.get(f"{devnet.url}/one/workers").json()["workers"]
+        if len(workers) >= 3:
+            break
+        time.sleep(0.5)
+    honest = {w["id"] for w in workers if w["kind"] == "node" and set(w["models"]) > {"tiny-chat"}}
+    cheater = next(w["id"] for w in workers if w["models"] == ["tiny-chat"])
+    assert len(honest) == 2
+    bond(devnet, "cheater", cheater_wallet, 40 * 10**6)
+    assert worker_record(devnet, cheater)["bond"] == 40 * 10**6
+
+    audited_cheater = 0
+    for i in range(200):  # deterministic requests (temperature 0): the ones audits can re-run
+        body = {"model": "tiny-chat", "messages": [{"role": "user", "content": f"audit me {i}"}], "max_tokens": 6, "temperature": 0}
+        reply = httpx.post(f"{devnet.url}/v1/chat/completions", json=body, timeout=120)
+        assert reply.status_code == 200, reply.text
+        time.sleep(0.3)
+        record = worker_record(devnet, cheater)
+        audited_cheater = record["audits_passed"] + record["audits_failed"]
+        if record["quarantined"]:
+            break
+    record = worker_record(devnet, cheater)
+    assert record["quarantined"] == 1 and record["audits_failed"] >= 1, record
+    assert record["slashed"] == 20 * 10**6 and record["bond"] == 20 * 10**6  # ONE_SLASH_BPS 5000 of 40 USDC
+    assert audited_cheater <= 50
+    for wid in honest:  # never slashed
+        r = worker_record(devnet, wid)
+        assert r["audits_failed"] == 0 and r["slashed"] == 0 and not r["quarantined"], r
+
+    # Routed around: nothing more goes to the cheater.
+    receipts = []
+    for i in range(6):
+        body = {"model": "tiny-chat", "messages": [{"role": "user", "content": f"after {i}"}], "max_tokens": 4}
+        receipts.append(httpx.post(f"{devnet.url}/v1/chat/completions", json=body, timeout=120).json()["receipt"])
+    assert all(r["worker"]["id"] != cheater for r in receipts)
+    assert next(w for w in httpx.get(f"{devnet.url}/one/workers").json()["workers"] if w["id"] == cheater)["reliability"] < 0.5
+
+    # Audit receipts are in the log, linked to what they audited, and the log verifies.
+    log = httpx.get(f"{devnet.url}/one/receipts", params={"limit": 1000}).json()["receipts"]
+    audits = [r for r in log if r["kind"] == "audit"]
+    assert audits and all(r["charge"]["amount"] == 0 and r["parent"] for r in audits)
+    from backend.verify import verify_chain
+
+    assert verify_chain(log).ok
+
+    # Settlement withholds the cheater's unaudited earnings.
+    from tests.e2e.test_settlement import run_settle
+
+    run_settle(devnet)
+    epoch = httpx.get(f"{devnet.url}/one/epochs").json()["epochs"][0]
+    rows = {r["worker"]: r for r in httpx.get(f"{devnet.url}/one/payouts", params={"epoch": epoch["epoch"]}).json()["payouts"]}
+    assert rows[cheater]["withheld"] > 0 and rows[cheater]["withheld"] <= rows[cheater]["gross"]
+    assert all(rows[w]["withheld"] == 0 for w in honest if w in rows)
+    devnet.processes.pop("cheater").terminate()
+
+
+def test_an_honest_worker_unbonds_and_settlement_pays_the_bond_back(devnet):
+    import sqlite3
+
+    wallet = dev_accounts(10)[8].address  # worker-a's payout address (tests/conftest.py)
+    worker_a = next(w["id"] for w in httpx.get(f"{devnet.url}/one/workers").json()["workers"] if worker_record(devnet, w["id"]).get("payout_address") == wallet)
+    bond(devnet, "worker-a", wallet, 5 * 10**6)
+    assert worker_record(devnet, worker_a)["bond"] == 5 * 10**6
+    cli = subprocess.run([sys.executable, "-m", "backend.cli", "worker", "--coordinator", devnet.url, "--key-file", str(devnet.data_dir / "worker-a.key"),
+                          "unbond"], cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    usdc = token_at(devnet.chain.web3(), devnet.deployment.usdc_token)
+    before = usdc.functions.balanceOf(wallet).call()
+    old_epochs = {e["epoch"] for e in httpx.get(f"{devnet.url}/one/epochs").json()["epochs"]}
+    from tests.e2e.test_settlement import run_settle
+
+    run_settle(devnet)
+    db = sqlite3.connect(f"file:{devnet.data_dir / 'one.db'}?mode=ro", uri=True)
+    refunds = db.execute("SELECT net, status FROM bond_refund WHERE worker = ?", (worker_a,)).fetchall()
+    assert refunds == [(5 * 10**6, "paid")]
+    new_epochs = {e["epoch"] for e in httpx.get(f"{devnet.url}/one/epochs").json()["epochs"]} - old_epochs
+    earned = sum(r["net"] for e in new_epochs for r in httpx.get(f"{devnet.url}/one/payouts", params={"epoch": e}).json()["payouts"] if r["payout_address"] == wallet)
+    assert usdc.functions.balanceOf(wallet).call() - before == 5 * 10**6 + earned
+    assert worker_record(devnet, worker_a)["bond"] == 0
+    run_settle(devnet)  # refunded once
+    assert db.execute("SELECT count(*) FROM bond_refund WHERE worker = ?", (worker_a,)).fetchone()[0] == 1
