@@ -9,8 +9,22 @@ from app.pages.verify import VerifyState, verify_page
 from backend.api import create_api
 from backend.settlement import settlement_loop
 
-app = rx.App(
-    api_transformer=create_api(),
+
+class OneApp(rx.App):
+    """Reflex mounts the whole stack at "" under Starlette's `path` pattern, which stops at a newline, so the
+    outermost router answers `/v1/models/%0A0` with a bare plain-text 404. Send what it cannot route to our API,
+    whose catch-all answers in the OpenAI error shape."""
+
+    def __call__(self):
+        top = super().__call__()
+        if hasattr(top, "router"):
+            top.router.default = api
+        return top
+
+
+api = create_api()
+app = OneApp(
+    api_transformer=api,
     stylesheets=["/web/one.css"],
     head_components=[rx.el.link(rel="icon", href="/favicon.svg"), rx.el.script(type="module", src="/web/app.js")],
 )

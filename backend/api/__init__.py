@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.routing import Match
 
-from backend.api import agent_routes, one_routes, openai_routes
+from backend.api import agent_routes, one_routes, openai_routes, paths  # noqa: F401  (paths: `anypath`)
 from backend.api.errors import error_body, install_handlers
 from backend.protocol.frames import WORKER_PATH
 
@@ -44,4 +44,4 @@ def install_unknown_endpoint(api: FastAPI) -> None:
 
     for prefix in ("/v1", "/one"):
         api.add_api_route(prefix, unknown, methods=methods, include_in_schema=False)
-        api.add_api_route(prefix + "/{rest:path}", unknown, methods=methods, include_in_schema=False)
+        api.add_api_route(prefix + "/{rest:anypath}", unknown, methods=methods, include_in_schema=False)

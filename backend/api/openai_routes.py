@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from backend import auth
+from backend.api import paths  # noqa: F401  (registers the `anypath` convertor)
 from backend.api.errors import error_body, error_response
 from backend.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageRequest
 from backend.inference import Caller, Delta, Finished, InferenceError, has_image
@@ -62,7 +63,7 @@ async def list_models() -> dict[str, Any]:
     return {"object": "list", "data": [model_card(m) for m in get_runtime().catalog.models]}
 
 
-@router.get("/models/{model_id:path}", response_model=None)
+@router.get("/models/{model_id:anypath}", response_model=None)
 async def retrieve_model(model_id: str):
     model = get_runtime().catalog.get(model_id)
     if model is None:

@@ -15,7 +15,9 @@ def _check_openai_error_shape(response) -> None:
     try:
         body = response.json()
     except ValueError:
-        raise AssertionError(f"error body is not JSON: {response.status_code} {response.headers.get('content-type')} {response.text[:300]!r}")
+        sent = response.request
+        raise AssertionError(f"error body is not JSON: {sent.method} {sent.url} -> {response.status_code} "
+                             f"{response.headers.get('content-type')} {response.text[:300]!r}") from None
     error = body.get("error") if isinstance(body, dict) else None
     assert isinstance(error, dict), f"error body not in the OpenAI shape: {body!r}"
     assert isinstance(error.get("message"), str) and error["message"]

@@ -213,9 +213,20 @@ def test_image_parts_to_a_text_only_model_are_404(client):
         client.chat.completions.create(model="tiny-chat", messages=[{"role": "user", "content": content}])
 
 
-@pytest.mark.parametrize(("method", "path", "status"), [("GET", "/v1/models/..", 404), ("POST", "/v1/nothing", 404), ("DELETE", "/v1/models", 405), ("GET", "/one/nothing", 404)])
-def test_unknown_endpoints_answer_in_the_openai_error_shape(devnet, method, path, status):
-    """Paths outside our routes must not fall through to the UI's HTML 404 (schemathesis found `/v1/models/..`)."""
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/v1/models/..", 404, "not_found"),
+        ("GET", "/v1/models/%0A0", 404, "model_not_found"),
+        ("GET", "/v1/x%0Ay", 404, "not_found"),
+        ("POST", "/v1/nothing", 404, "not_found"),
+        ("DELETE", "/v1/models", 405, "method_not_allowed"),
+        ("GET", "/one/nothing", 404, "not_found"),
+    ],
+)
+def test_unknown_endpoints_answer_in_the_openai_error_shape(devnet, method, path, status, code):
+    """Paths outside our routes must not fall through to the UI's 404 (schemathesis found `/v1/models/..`
+    and `/v1/models/%0A0`: a newline that Starlette's `path` convertor does not cross)."""
     response = httpx.request(method, devnet.url + path)
     assert response.status_code == status
-    assert response.json()["error"]["code"] == {404: "not_found", 405: "method_not_allowed"}[status]
+    assert response.json()["error"]["code"] == code
