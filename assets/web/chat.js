@@ -12,7 +12,7 @@ function uid() {
 }
 
 /** A message's OpenAI `content`: the text, or text + image parts when an image is attached. */
-function content(text, image) {
+function messageContent(text, image) {
   return image ? [{ type: "text", text }, { type: "image_url", image_url: { url: image } }] : text;
 }
 
@@ -179,7 +179,7 @@ export function mountChat(root) {
 
   function requestMessages(conv, extra) {
     const history = conv ? conv.messages.filter((m) => !m.error && !m.stopped && m.content !== undefined) : [];
-    const out = history.map((m) => ({ role: m.role, content: content(m.content, m.image) }));
+    const out = history.map((m) => ({ role: m.role, content: messageContent(m.content, m.image) }));
     if (extra) out.push(extra);
     return out;
   }
@@ -230,7 +230,7 @@ export function mountChat(root) {
     const expires_at = timer ? Date.now() + timer * 1000 : null;
     const user = { id: uid(), role: "user", content: text, image: attachment, expires_at };
     const answer = { id: uid(), role: "assistant", content: "", expires_at };
-    const body = { model, stream: true, max_tokens: MAX_TOKENS, messages: requestMessages(conv, { role: "user", content: content(text, user.image) }) };
+    const body = { model, stream: true, max_tokens: MAX_TOKENS, messages: requestMessages(conv, { role: "user", content: messageContent(text, user.image) }) };
     convs.update(conv.id, (c) => {
       c.model = model;
       if (!c.messages.length) c.title = (text || "Image").slice(0, 40);
