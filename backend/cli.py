@@ -47,16 +47,23 @@ def verify(
 
 
 @app.command()
-def settle() -> None:
+def settle(
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a settlement already running (the coordinator's, or another `one settle`)")] = 600,
+) -> None:
     """Close the open settlement epoch, anchor its Merkle root on chain and pay workers (safe to rerun)."""
     from backend.config import get_settings
     from backend.db import migrate
-    from backend.settlement import payouts, settle as run_settlement
+    from backend.settlement import SettlementBusy, payouts, settle as run_settlement
     from backend.signing import load_or_create_key
 
     settings = get_settings()
     migrate()
-    result = run_settlement(settings, load_or_create_key(settings.data_dir / "coordinator.key"))
+    try:
+        result = run_settlement(settings, load_or_create_key(settings.data_dir / "coordinator.key"), wait,
+                                on_wait=lambda: console.print("another settlement run is in progress; waiting for it to finish…"))  # fmt: skip
+    except SettlementBusy as exc:
+        console.print(f"[red]{exc}[/red] (waited {wait:g} s)")
+        raise typer.Exit(3) from None
     closed = result["closed"]
     console.print(f"closed epoch {closed['epoch']} (receipts {closed['first_seq']}..{closed['last_seq']}, root {closed['root'][:16]}…)" if closed else "no new receipts to close")
     console.print(f"anchored {result['anchored']} epoch root(s); planned {result['planned']} payout(s); sent {result['paid']}")

@@ -5,22 +5,26 @@ the last epoch: an RFC 9162 Merkle root over their hashes, a head it signs, and 
 EpochAnchor contract. Then each worker is paid its earnings in USDC from the treasury, net of the
 network's cut tau: Included-lane credits count at the catalog rate (1 micro-credit = 1 micro-USDC).
 Payouts are one row per (epoch, worker) and the signed transaction is stored before it is sent, so
-settling twice, or again after a crash mid-batch, pays every worker once.
+settling twice, or again after a crash mid-batch, pays every worker once. One settler runs at a time
+(`settlement_lock`): the coordinator's loop and any `one settle` take turns instead of racing for nonces.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 from nacl.signing import SigningKey
 from sqlmodel import col, select
 
 from backend.config import Settings
-from backend.db import session
+from backend.db import get_engine, session
 from backend.db.models import BondRefund, EpochHead, Payout, ReceiptRecord, WorkerRecord
 from backend.protocol import merkle
 from backend.protocol import receipt as rc
@@ -260,15 +264,77 @@ def plan_refunds(now: float | None = None) -> int:
         return len(due)
 
 
-def settle(settings: Settings, key: SigningKey) -> dict[str, Any]:
-    """Close the open epoch, anchor it, plan and send payouts. Safe to run again at any point."""
+# ---- one settler at a time ----
+
+LOCK_ID = int.from_bytes(b"ONEsettl", "big") >> 1  # a fixed 63-bit key for pg_advisory_lock
+LOCK_POLL_S = 0.25
+
+
+class SettlementBusy(RuntimeError):
+    """Another settler (the coordinator's loop or a `one settle`) holds the lock."""
+
+
+@contextmanager
+def settlement_lock(settings: Settings, wait_s: float | None = None, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Held for a whole settlement run, across processes: a Postgres advisory lock on Postgres, an flock
+    beside the database file on SQLite. Both die with their holder, so a killed settler never leaves it
+    stuck. Waits up to `wait_s` (None: as long as it takes, 0: not at all), calling `on_wait` once if it must wait."""
+    engine = get_engine()
+    deadline = None if wait_s is None else time.monotonic() + wait_s
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            _acquire(lambda: bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_ID}).scalar()), deadline, on_wait)
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_ID})
+        finally:
+            conn.close()
+        return
+    database = engine.url.database
+    path = Path(f"{database}.settlement-lock") if database and database != ":memory:" else settings.data_dir / "settlement.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+
+        def try_lock() -> bool:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                return False
+
+        _acquire(try_lock, deadline, on_wait)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _acquire(try_lock: Callable[[], bool], deadline: float | None, on_wait: Callable[[], None] | None) -> None:
+    waited = False
+    while not try_lock():
+        if deadline is not None and time.monotonic() >= deadline:
+            raise SettlementBusy("another settlement run is in progress; try again when it has finished")
+        if not waited and on_wait:
+            on_wait()
+        waited = True
+        time.sleep(LOCK_POLL_S)
+
+
+def settle(settings: Settings, key: SigningKey, wait_s: float | None = None, on_wait: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Close the open epoch, anchor it, plan and send payouts. Safe to run again at any point; runs alone
+    (`settlement_lock`), so two settlers never sign the same payout with two nonces."""
     from backend.chain import connect
 
-    head = close_epoch(key)
-    w3 = connect(settings.chain_rpc_url) if settings.chain_rpc_url else None
-    anchored = anchor_epochs(settings, w3) if w3 and settings.anchor_address and settings.treasury_key else 0
-    planned = plan_payouts(settings) + plan_refunds()
-    paid = pay(settings, w3) if w3 and settings.treasury_key and settings.usdc_token_address else []
+    with settlement_lock(settings, wait_s, on_wait):
+        head = close_epoch(key)
+        w3 = connect(settings.chain_rpc_url) if settings.chain_rpc_url else None
+        anchored = anchor_epochs(settings, w3) if w3 and settings.anchor_address and settings.treasury_key else 0
+        planned = plan_payouts(settings) + plan_refunds()
+        paid = pay(settings, w3) if w3 and settings.treasury_key and settings.usdc_token_address else []
     return {"closed": head, "anchored": anchored, "planned": planned, "paid": len(paid)}
 
 
@@ -290,6 +356,8 @@ async def settlement_loop() -> None:
     while True:
         await asyncio.sleep(rt.settings.settlement_epoch_s)
         try:
-            await asyncio.to_thread(settle, rt.settings, rt.key)
+            await asyncio.to_thread(settle, rt.settings, rt.key, 0)
+        except SettlementBusy:  # a `one settle` is at it; it closes this epoch's receipts too
+            log.info("settlement skipped: another settler is running")
         except Exception:  # the next epoch retries; rows already written keep payments exactly-once
             log.exception("settlement failed; will retry next epoch")

@@ -136,3 +136,46 @@ def test_settlement_killed_mid_batch_pays_each_worker_once(devnet):
     assert sum(paid_to.values()) > 0
     run_settle(devnet)
     assert balances(devnet, addresses) == after
+
+
+LOCK_HOLDER = (
+    "from backend.config import get_settings\n"
+    "from backend.settlement import settlement_lock\n"
+    "import sys\n"
+    "with settlement_lock(get_settings(), wait_s=0):\n"
+    "    print('held', flush=True)\n"
+    "    sys.stdin.readline()\n"
+)
+
+
+def test_two_settlers_take_turns_and_pay_each_worker_once(devnet):
+    """While one settler holds the lock (the coordinator's loop, or another `one settle`), `one settle`
+    refuses after --wait or waits its turn; it never closes, signs or pays beside the other."""
+    traffic(devnet, 3)
+    addresses = [w.address for w in dev_accounts(10)[8:10]]
+    before = balances(devnet, addresses)
+    last_epoch = httpx.get(f"{devnet.url}/one/epochs").json()["epochs"]
+    last_epoch = last_epoch[0]["epoch"] if last_epoch else -1
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER], cwd=REPO, env=env(devnet), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    waiting = None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = subprocess.run([*settle_cmd(devnet), "--wait", "1"], cwd=REPO, env=env(devnet), capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 3 and "another settlement run is in progress" in refused.stdout, refused.stdout + refused.stderr
+        waiting = subprocess.Popen(settle_cmd(devnet), cwd=REPO, env=env(devnet), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert "waiting for it to finish" in waiting.stdout.readline()
+        time.sleep(1)
+        assert waiting.poll() is None
+        epochs = httpx.get(f"{devnet.url}/one/epochs").json()["epochs"]
+        assert not epochs or epochs[0]["epoch"] == last_epoch  # nothing closed while the other holds the lock
+    finally:
+        holder.communicate("done\n", timeout=30)
+    out, _ = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, out
+    epoch = httpx.get(f"{devnet.url}/one/epochs").json()["epochs"][0]
+    assert epoch["epoch"] == last_epoch + 1 and f"closed epoch {epoch['epoch']}" in out
+    rows = httpx.get(f"{devnet.url}/one/payouts", params={"epoch": epoch["epoch"]}).json()["payouts"]
+    paid_to: dict[str, int] = {}
+    for r in rows:
+        paid_to[r["payout_address"]] = paid_to.get(r["payout_address"], 0) + r["net"]
+    assert {a: v - before[a] for a, v in balances(devnet, addresses).items()} == {a: paid_to.get(a, 0) for a in addresses}
