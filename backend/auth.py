@@ -175,6 +175,14 @@ def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def package_live(account: str, package: str | None, now: float | None = None) -> bool:
+    """Whether `account` still holds an unexpired Dedicated key for `package`: what lets an agent spend it."""
+    now = time.time() if now is None else now
+    with session() as db:
+        keys = db.exec(select(ApiKey.expires_at).where(ApiKey.account == account, ApiKey.lane == "dedicated", ApiKey.package == package)).all()
+    return any(expires_at is None or expires_at > now for expires_at in keys)
+
+
 def active_packages(now: float | None = None) -> list[str]:
     """Package ids of every unexpired Dedicated key (for reserved concurrency)."""
     now = time.time() if now is None else now

@@ -26,6 +26,7 @@ from sqlmodel import col, select
 
 from backend.agents import tools as tools_mod
 from backend.agents.spec import AgentSpec, next_run, parse_agent
+from backend.auth import package_live
 from backend.db import session
 from backend.db.models import AgentRecord, AgentRun
 from backend.protocol import receipt as rc
@@ -43,6 +44,10 @@ def sign_webhook(secret: str, body: bytes) -> str:
 
 class BudgetExhausted(Exception):
     pass
+
+
+class PackageExpired(Exception):
+    """The Dedicated package the agent spends has run out: the agent pauses until a new one is bought."""
 
 
 class RunContext:
@@ -166,6 +171,14 @@ class AgentRunner:
             db.commit()
             return [r.id for r in due]
 
+    def set_status(self, agent_id: str, status: str) -> None:
+        with session() as db:
+            record = db.get(AgentRecord, agent_id)
+            if record is not None:
+                record.status = status
+                db.add(record)
+                db.commit()
+
     def start(self, agent_id: str, trigger: str) -> str:
         run_id = secrets.token_hex(8)
         task = asyncio.get_running_loop().create_task(self.run(agent_id, run_id, trigger))
@@ -184,6 +197,8 @@ class AgentRunner:
         ctx = RunContext(self, record, spec, run)
         report = ""
         try:
+            if record.lane == "dedicated" and not await asyncio.to_thread(package_live, record.account, record.package):
+                raise PackageExpired(f"the {record.package} package that pays for this agent has expired; buy one, deploy again, then resume")
             goal = spec.goal or DEFAULT_GOAL.format(name=spec.agent)
             messages: list[dict[str, Any]] = [{"role": "system", "content": goal}, {"role": "user", "content": f"Run {spec.agent} now."}]
             for name in spec.tools:
@@ -210,6 +225,9 @@ class AgentRunner:
             run.status = "done"
         except BudgetExhausted as exc:
             run.status, run.error = "budget_exhausted", str(exc)[:500]
+        except PackageExpired as exc:
+            run.status, run.error = "package_expired", str(exc)
+            await asyncio.to_thread(self.set_status, agent_id, "paused")
         except Exception as exc:
             log.exception("agent %s run %s failed", record.name, run_id)
             run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"[:500]

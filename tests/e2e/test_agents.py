@@ -182,3 +182,38 @@ budget: { lane: dedicated, package: pro, max_spend: 150 }
     assert 0 < run["spent"] <= 150 and run["steps"] == 1  # one 64-token step (at most 128) fits, the next would not
     receipts = [httpx.get(f"{devnet.url}/one/receipts/{h}").json() for h in run["receipts"]]
     assert sum(r["charge"]["amount"] for r in receipts) == run["spent"]
+
+
+def test_an_agent_pauses_when_its_package_expires(devnet, tmp_path, agent_key):
+    """Last in this module: it lets the module's Pro package lapse (its key's expiry moved into the past)."""
+    import hashlib
+    import sqlite3
+
+    spec = tmp_path / "lapsing.yaml"
+    spec.write_text("""agent: lapsing
+model: tiny-chat
+trigger: { schedule: "every 2s" }
+tools: [ summarize ]
+budget: { lane: dedicated, package: pro }
+""")
+    assert one("deploy", str(spec), key=agent_key, url=devnet.url).returncode == 0
+    db = sqlite3.connect(devnet.data_dir / "one.db", timeout=30)
+    account = db.execute("SELECT account FROM api_key WHERE key_hash = ?", (hashlib.sha256(agent_key.encode()).hexdigest(),)).fetchone()[0]
+    with db:
+        db.execute("UPDATE api_key SET expires_at = ? WHERE account = ? AND lane = 'dedicated'", (time.time() - 1, account))
+    deadline, runs = time.monotonic() + 60, []
+    while time.monotonic() < deadline:
+        runs = db.execute("SELECT status, spent, receipts, error FROM agent_run WHERE agent = ? AND status != 'running' ORDER BY started_at",
+                          (f"{account}:lapsing",)).fetchall()  # fmt: skip
+        if runs and runs[-1][0] == "package_expired":
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"no run ended with package_expired: {runs}")
+    status, spent, receipts, error = runs[-1]
+    assert spent == 0 and json.loads(receipts) == [] and "expired" in error
+    assert db.execute("SELECT status FROM agent WHERE id = ?", (f"{account}:lapsing",)).fetchone()[0] == "paused"
+    count = len(runs)
+    time.sleep(5)  # paused: the schedule starts nothing more
+    assert db.execute("SELECT count(*) FROM agent_run WHERE agent = ?", (f"{account}:lapsing",)).fetchone()[0] == count
+    assert httpx.get(f"{devnet.url}/one/agents", headers={"authorization": f"Bearer {agent_key}"}).status_code == 401
