@@ -15,7 +15,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 
@@ -93,14 +93,21 @@ async def public_addresses(host: str) -> list[str]:
     return addresses
 
 
-async def fetch_limited(url: str, max_bytes: int = HTTP_GET_MAX_BYTES, timeout_s: float = HTTP_GET_TIMEOUT_S) -> str:
-    """GET with a size cap and a time cap (the whole transfer, not just the connect)."""
+async def fetch_limited(url: str, max_bytes: int = HTTP_GET_MAX_BYTES, timeout_s: float = HTTP_GET_TIMEOUT_S,
+                        host: str | None = None, port: int | None = None) -> str:  # fmt: skip
+    """GET with a size cap and a time cap (the whole transfer, not just the connect). With `host`, `url`
+    names an address: the request still says Host: `host`, and TLS checks the certificate for `host`."""
     chunks, size = [], 0
+    headers, extensions = {}, {}
+    if host:
+        named = f"[{host}]" if ":" in host else host
+        headers["host"] = named + (f":{port}" if port else "")
+        extensions["sni_hostname"] = host
 
     async def transfer() -> None:
         nonlocal size
         async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client:
-            async with client.stream("GET", url) as reply:
+            async with client.stream("GET", url, headers=headers, extensions=extensions) as reply:
                 reply.raise_for_status()
                 async for chunk in reply.aiter_bytes():
                     size += len(chunk)
@@ -123,5 +130,12 @@ async def http_get(args: dict[str, Any], ctx: Any) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ToolError("only http(s) URLs with a host")
-    await public_addresses(parts.hostname)
-    return (await fetch_limited(url))[:4000]
+    address = (await public_addresses(parts.hostname))[0]
+    return (await fetch_limited(pinned_url(parts, address), host=parts.hostname, port=parts.port))[:4000]
+
+
+def pinned_url(parts: SplitResult, address: str) -> str:
+    """The URL with its host replaced by the address that was checked, so the connection goes where the
+    check looked: a second DNS answer (rebinding to a private address) is never asked for."""
+    host = f"[{address}]" if ":" in address else address
+    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import http.server
 import threading
 import time
@@ -52,3 +53,65 @@ def test_fetch_caps_size_and_time(server):
 def test_web_search_without_a_provider_says_so():
     with pytest.raises(ToolError, match="ONE_SEARCH_URL"):
         asyncio.run(REGISTRY["web_search"].run({"query": "x"}, SimpleNamespace(settings=SimpleNamespace(search_url=""))))
+
+
+def test_fetch_to_an_address_keeps_the_name_in_the_host_header():
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers["host"])
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        port = httpd.server_address[1]
+        assert asyncio.run(fetch_limited(f"http://127.0.0.1:{port}/", host="news.example", port=port)) == "ok"
+        assert seen == [f"news.example:{port}"]
+    finally:
+        httpd.shutdown()
+
+
+def test_http_get_connects_to_the_address_it_checked_not_a_second_dns_answer(monkeypatch):
+    """DNS rebinding: the name first resolves to a public address, then to loopback. The fetch must go to
+    the public address that was checked; the local server (what rebinding aims at) must see nothing."""
+    hits = []
+
+    class Local(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("content-length", "6")
+            self.end_headers()
+            self.wfile.write(b"secret")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Local)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    real = socket.getaddrinfo
+    answers = iter(["93.184.215.14"])
+
+    def rebinding(host, *args, **kwargs):
+        if host in ("rebind.example", b"rebind.example"):  # first answer public, every later one loopback (anyio asks in bytes)
+            return real(next(answers, "127.0.0.1"), *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    try:
+        url = f"http://rebind.example:{httpd.server_address[1]}/internal"
+        try:
+            result = asyncio.run(REGISTRY["http_get"].run({"url": url}, SimpleNamespace()))
+        except ToolError:
+            result = ""  # the public address is unreachable from here: fine, as long as it was not loopback
+        assert hits == [] and "secret" not in result
+    finally:
+        httpd.shutdown()
