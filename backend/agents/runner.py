@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from backend.agents import tools as tools_mod
@@ -153,23 +154,12 @@ class AgentRunner:
         """Start every due agent (one run at a time per agent); the next time is stored before the run starts."""
         while True:
             try:
-                for agent_id in await asyncio.to_thread(self._claim_due):
+                for agent_id in await asyncio.to_thread(claim_due):
                     if agent_id not in self.running or self.running[agent_id].done():
                         self.start(agent_id, "schedule")
             except Exception:
                 log.exception("agent scheduler tick failed")
             await asyncio.sleep(1.0)
-
-    def _claim_due(self) -> list[str]:
-        now = time.time()
-        with session() as db:
-            due = db.exec(select(AgentRecord).where(AgentRecord.status == "active", col(AgentRecord.next_run_at) <= now)).all()
-            for record in due:
-                spec = parse_agent(record.spec)
-                record.next_run_at = next_run(spec.trigger.schedule, now) if spec.trigger.schedule else None
-                db.add(record)
-            db.commit()
-            return [r.id for r in due]
 
     def set_status(self, agent_id: str, status: str) -> None:
         with session() as db:
@@ -256,6 +246,24 @@ class AgentRunner:
                 pass
             await asyncio.sleep(0.5 * 2**attempt)
         return False
+
+
+def claim_due(now: float | None = None) -> list[str]:
+    """The agents due now, each claimed by moving its next run time on with a compare-and-set, so
+    coordinator replicas sharing one database never start the same run twice."""
+    now = time.time() if now is None else now
+    with session() as db:
+        due = db.exec(select(AgentRecord.id, AgentRecord.spec, AgentRecord.next_run_at)
+                      .where(AgentRecord.status == "active", col(AgentRecord.next_run_at) <= now)).all()  # fmt: skip
+        claimed = []
+        for agent_id, text, at in due:
+            schedule = parse_agent(text).trigger.schedule
+            moved = db.connection().execute(update(AgentRecord).where(col(AgentRecord.id) == agent_id, col(AgentRecord.next_run_at) == at)
+                                            .values(next_run_at=next_run(schedule, now) if schedule else None))  # fmt: skip
+            if moved.rowcount == 1:
+                claimed.append(agent_id)
+        db.commit()
+        return claimed
 
 
 def runs_of(agent_id: str, limit: int = 50) -> list[dict[str, Any]]:
