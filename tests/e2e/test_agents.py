@@ -20,6 +20,7 @@ from eth_account import Account
 from backend.agents.runner import sign_webhook
 from backend.chain import token_at
 from backend.demo import sign_in
+from backend.devnet import coordinator_env
 from backend.verify import verify_chain
 from tests.conftest import REPO
 
@@ -197,10 +198,22 @@ tools: [ summarize ]
 budget: { lane: dedicated, package: pro }
 """)
     assert one("deploy", str(spec), key=agent_key, url=devnet.url).returncode == 0
-    db = sqlite3.connect(devnet.data_dir / "one.db", timeout=30)
-    account = db.execute("SELECT account FROM api_key WHERE key_hash = ?", (hashlib.sha256(agent_key.encode()).hexdigest(),)).fetchone()[0]
-    with db:
-        db.execute("UPDATE api_key SET expires_at = ? WHERE account = ? AND lane = 'dedicated'", (time.time() - 1, account))
+    lapse = (  # through the coordinator's own database layer, as `one settle` writes beside it
+        "import sys, time\n"
+        "from sqlalchemy import text\n"
+        "from backend.db import session\n"
+        "with session() as db:\n"
+        "    account = db.connection().execute(text('SELECT account FROM api_key WHERE key_hash = :h'), {'h': sys.argv[1]}).scalar_one()\n"
+        "    db.connection().execute(text(\"UPDATE api_key SET expires_at = :t WHERE account = :a AND lane = 'dedicated'\"), {'t': time.time() - 1, 'a': account})\n"
+        "    db.commit()\n"
+        "print(account)\n"
+    )
+    env = coordinator_env(devnet.port, devnet.data_dir, {**devnet.chain_env, **devnet.coordinator_extra_env})
+    done = subprocess.run([sys.executable, "-c", lapse, hashlib.sha256(agent_key.encode()).hexdigest()], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    account = done.stdout.strip()
+    db = sqlite3.connect(f"file:{devnet.data_dir / 'one.db'}?mode=ro", uri=True, timeout=30)
     deadline, runs = time.monotonic() + 60, []
     while time.monotonic() < deadline:
         runs = db.execute("SELECT status, spent, receipts, error FROM agent_run WHERE agent = ? AND status != 'running' ORDER BY started_at",
