@@ -279,22 +279,33 @@ def settlement_lock(settings: Settings, wait_s: float | None = None, on_wait: Ca
     """Held for a whole settlement run, across processes: a Postgres advisory lock on Postgres, an flock
     beside the database file on SQLite. Both die with their holder, so a killed settler never leaves it
     stuck. Waits up to `wait_s` (None: as long as it takes, 0: not at all), calling `on_wait` once if it must wait."""
-    engine = get_engine()
     deadline = None if wait_s is None else time.monotonic() + wait_s
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy import text
-
-        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    engine = get_engine()
+    lock = _advisory_lock(engine) if engine.dialect.name == "postgresql" else _file_lock(settings, engine.url.database)
+    with lock as (try_lock, unlock):
+        _acquire(try_lock, deadline, on_wait)
         try:
-            _acquire(lambda: bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_ID}).scalar()), deadline, on_wait)
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_ID})
+            yield
         finally:
-            conn.close()
-        return
-    database = engine.url.database
+            unlock()
+
+
+@contextmanager
+def _advisory_lock(engine) -> Iterator[tuple[Callable[[], bool], Callable[[], None]]]:
+    """pg_advisory_lock on a connection of its own: the server lets go if that connection dies."""
+    from sqlalchemy import text
+
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        yield (lambda: bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_ID}).scalar()),
+               lambda: conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_ID}))  # fmt: skip
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _file_lock(settings: Settings, database: str | None) -> Iterator[tuple[Callable[[], bool], Callable[[], None]]]:
+    """flock on a file beside the SQLite database: the kernel lets go if the process dies."""
     path = Path(f"{database}.settlement-lock") if database and database != ":memory:" else settings.data_dir / "settlement.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
@@ -306,11 +317,7 @@ def settlement_lock(settings: Settings, wait_s: float | None = None, on_wait: Ca
             except BlockingIOError:
                 return False
 
-        _acquire(try_lock, deadline, on_wait)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield try_lock, lambda: fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _acquire(try_lock: Callable[[], bool], deadline: float | None, on_wait: Callable[[], None] | None) -> None:

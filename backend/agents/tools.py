@@ -98,11 +98,7 @@ async def fetch_limited(url: str, max_bytes: int = HTTP_GET_MAX_BYTES, timeout_s
     """GET with a size cap and a time cap (the whole transfer, not just the connect). With `host`, `url`
     names an address: the request still says Host: `host`, and TLS checks the certificate for `host`."""
     chunks, size = [], 0
-    headers, extensions = {}, {}
-    if host:
-        named = f"[{host}]" if ":" in host else host
-        headers["host"] = named + (f":{port}" if port else "")
-        extensions["sni_hostname"] = host
+    headers, extensions = ({"host": netloc(host, port)}, {"sni_hostname": host}) if host else ({}, {})
 
     async def transfer() -> None:
         nonlocal size
@@ -137,5 +133,9 @@ async def http_get(args: dict[str, Any], ctx: Any) -> str:
 def pinned_url(parts: SplitResult, address: str) -> str:
     """The URL with its host replaced by the address that was checked, so the connection goes where the
     check looked: a second DNS answer (rebinding to a private address) is never asked for."""
-    host = f"[{address}]" if ":" in address else address
-    return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+    return urlunsplit(parts._replace(netloc=netloc(address, parts.port)))
+
+
+def netloc(host: str, port: int | None) -> str:
+    """host[:port], with an IPv6 address in brackets."""
+    return (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")

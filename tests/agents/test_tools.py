@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
+import contextlib
 import http.server
+import socket
 import threading
 import time
 from types import SimpleNamespace
+from typing import Callable
 
 import pytest
 
@@ -21,13 +23,15 @@ def test_http_get_refuses_private_and_non_http_urls(url):
         asyncio.run(REGISTRY["http_get"].run({"url": url}, SimpleNamespace()))
 
 
-@pytest.fixture(scope="module")
-def server():
+@contextlib.contextmanager
+def recording_server(answer: Callable[[str], bytes]):
+    """A local HTTP server answering `answer(path)` to every GET; yields its port and the (path, Host) it saw."""
+    seen: list[tuple[str, str]] = []
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            if self.path == "/slow":
-                time.sleep(3)
-            body = b"x" * (1024 * 1024 if self.path == "/big" else 10)
+            seen.append((self.path, self.headers["host"]))
+            body = answer(self.path)
             self.send_response(200)
             self.send_header("content-length", str(len(body)))
             self.end_headers()
@@ -38,8 +42,22 @@ def server():
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    try:
+        yield httpd.server_address[1], seen
+    finally:
+        httpd.shutdown()
+
+
+def sized_or_slow(path: str) -> bytes:
+    if path == "/slow":
+        time.sleep(3)
+    return b"x" * (1024 * 1024 if path == "/big" else 10)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with recording_server(sized_or_slow) as (port, _):
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_fetch_caps_size_and_time(server):
@@ -56,47 +74,14 @@ def test_web_search_without_a_provider_says_so():
 
 
 def test_fetch_to_an_address_keeps_the_name_in_the_host_header():
-    seen = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            seen.append(self.headers["host"])
-            self.send_response(200)
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        port = httpd.server_address[1]
+    with recording_server(lambda path: b"ok") as (port, seen):
         assert asyncio.run(fetch_limited(f"http://127.0.0.1:{port}/", host="news.example", port=port)) == "ok"
-        assert seen == [f"news.example:{port}"]
-    finally:
-        httpd.shutdown()
+        assert seen == [("/", f"news.example:{port}")]
 
 
 def test_http_get_connects_to_the_address_it_checked_not_a_second_dns_answer(monkeypatch):
     """DNS rebinding: the name first resolves to a public address, then to loopback. The fetch must go to
     the public address that was checked; the local server (what rebinding aims at) must see nothing."""
-    hits = []
-
-    class Local(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            self.send_response(200)
-            self.send_header("content-length", "6")
-            self.end_headers()
-            self.wfile.write(b"secret")
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Local)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
     real = socket.getaddrinfo
     answers = iter(["93.184.215.14"])
 
@@ -106,12 +91,9 @@ def test_http_get_connects_to_the_address_it_checked_not_a_second_dns_answer(mon
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    try:
-        url = f"http://rebind.example:{httpd.server_address[1]}/internal"
+    with recording_server(lambda path: b"secret") as (port, hits):
         try:
-            result = asyncio.run(REGISTRY["http_get"].run({"url": url}, SimpleNamespace()))
+            result = asyncio.run(REGISTRY["http_get"].run({"url": f"http://rebind.example:{port}/internal"}, SimpleNamespace()))
         except ToolError:
             result = ""  # the public address is unreachable from here: fine, as long as it was not loopback
         assert hits == [] and "secret" not in result
-    finally:
-        httpd.shutdown()
