@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from backend.config import Settings
 from backend.db import session
-from backend.db.models import AuditRecord, Bond, WorkerRecord
+from backend.db.models import AuditRecord, WorkerRecord
 from backend.scheduler import PRIORITY_INCLUDED, Job, Scheduler
 
 log = logging.getLogger("one.audits")
@@ -36,10 +36,29 @@ def deterministic(body: dict[str, Any]) -> bool:
 
 
 def reliability(record: WorkerRecord | None) -> float:
-    """Passed audits raise it slowly, a failed audit sinks it: (passed + 1) / (passed + 1 + 10 * failed)."""
+    """Passed audits raise it slowly, a failed audit sinks it, usage claimed far above what was relayed pulls
+    it down: (passed + 1) / (passed + 1 + 10 * failed + 2 * overclaims)."""
     if record is None:
         return 1.0
-    return (record.audits_passed + 1) / (record.audits_passed + 1 + 10 * record.audits_failed)
+    return (record.audits_passed + 1) / (record.audits_passed + 1 + 10 * record.audits_failed + 2 * record.overclaims)
+
+
+def record_overclaim(worker_id: str, scheduler: Scheduler) -> float:
+    """A job's claimed usage was far above the coordinator's own count: lower the worker's reliability
+    (routing weight, and a higher audit rate below 0.9). Returns the new reliability."""
+    with session() as db:
+        record = db.get(WorkerRecord, worker_id)
+        if record is None:
+            return 1.0
+        record.overclaims += 1
+        db.add(record)
+        db.commit()
+        value = reliability(record)
+    conn = scheduler.workers.get(worker_id)
+    if conn is not None:
+        conn.reliability = value
+    log.warning("worker %s… claimed far more usage than it relayed (overclaims: %d)", worker_id[:12], record.overclaims)
+    return value
 
 
 class Auditor:
@@ -140,32 +159,3 @@ def audited_receipts(worker: str) -> set[str]:
 def quarantined_workers() -> frozenset[str]:
     with session() as db:
         return frozenset(db.exec(select(WorkerRecord.id).where(WorkerRecord.quarantined == True)).all())  # noqa: E712
-
-
-def add_bond(worker: str, tx_hash: str, amount: int) -> int:
-    """Record a verified stake once per transaction; returns the worker's bond."""
-    with session() as db:
-        if db.get(Bond, tx_hash) is not None:
-            raise ValueError("this transaction is already a bond")
-        record = db.get(WorkerRecord, worker)
-        if record is None:
-            raise LookupError("unknown worker: connect it once so its payout address is known")
-        db.add(Bond(tx_hash=tx_hash, worker=worker, amount=amount, at=time.time()))
-        record.bond += amount
-        record.unbond_at = None
-        db.add(record)
-        db.commit()
-        return record.bond
-
-
-def request_unbond(worker: str, delay_s: int) -> float:
-    """Start unbonding: the bond is paid back by settlement once the delay has passed (unless slashed first)."""
-    with session() as db:
-        record = db.get(WorkerRecord, worker)
-        if record is None or record.bond <= 0:
-            raise LookupError("this worker has no bond")
-        if record.unbond_at is None:
-            record.unbond_at = time.time() + delay_s
-            db.add(record)
-            db.commit()
-        return record.unbond_at

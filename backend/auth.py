@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from backend.db import session
 from backend.db.models import ApiKey, SiweNonce
@@ -146,13 +146,30 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def new_secret() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def add_key(db: Session, secret: str, account: str, lane: str, package: str | None, expires_at: float | None) -> None:
+    """Store `secret` (its hash only) inside the caller's transaction, e.g. with the purchase it pays for."""
+    db.add(ApiKey(key_hash=hash_key(secret), account=account, lane=lane, package=package, created_at=time.time(),
+                  expires_at=expires_at))  # fmt: skip
+
+
+def revoke_key(db: Session, key_hash: str) -> ApiKey | None:
+    """Delete a key inside the caller's transaction (it stops authenticating); returns what it granted."""
+    key = db.get(ApiKey, key_hash)
+    if key is not None:
+        db.delete(key)
+        db.flush()
+    return key
+
+
 def create_key(account: str, lane: str, package: str | None = None, ttl_s: float | None = SESSION_TTL_S) -> str:
     """A new secret for `account`; only its hash is stored. Returned once."""
-    secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    now = time.time()
+    secret = new_secret()
     with session() as db:
-        db.add(ApiKey(key_hash=hash_key(secret), account=account, lane=lane, package=package, created_at=now,
-                      expires_at=now + ttl_s if ttl_s else None))  # fmt: skip
+        add_key(db, secret, account, lane, package, time.time() + ttl_s if ttl_s else None)
         db.commit()
     return secret
 
@@ -184,8 +201,13 @@ def package_live(account: str, package: str | None, now: float | None = None) ->
 
 
 def active_packages(now: float | None = None) -> list[str]:
-    """Package ids of every unexpired Dedicated key (for reserved concurrency)."""
+    """Package ids of every unexpired Dedicated key."""
+    return [package for package, _ in live_packages(now)]
+
+
+def live_packages(now: float | None = None) -> list[tuple[str, float | None]]:
+    """(package id, expiry) of every unexpired Dedicated key (for reserved concurrency)."""
     now = time.time() if now is None else now
     with session() as db:
-        rows = db.exec(select(ApiKey.package).where(ApiKey.lane == "dedicated", ApiKey.expires_at > now)).all()
-    return [p for p in rows if p]
+        rows = db.exec(select(ApiKey.package, ApiKey.expires_at).where(ApiKey.lane == "dedicated", ApiKey.expires_at > now)).all()
+    return [(p, expires) for p, expires in rows if p]

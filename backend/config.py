@@ -27,7 +27,12 @@ class Settings(BaseSettings):
     max_queue_depth: int = 256
     # How many different workers a job may be dispatched to before the first delta.
     max_dispatch_attempts: int = 3
+    # The most jobs at once one worker is given, whatever its hello claims.
+    max_worker_slots: int = 64
 
+    # Receipts name accounts by HMAC-SHA256 under this secret (hex, >= 16 bytes). Empty: a random one kept in
+    # data_dir/account.secret. Replicas that share one receipt log must share it (set it for all of them).
+    account_secret: str = ""
     # Dev mode: requests without a ONE key run as one anonymous account. Off in production.
     open_access: bool = True
     # Sign-In with Ethereum: the domain in messages (default: the request's Host) and the chain id.

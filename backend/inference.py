@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 from backend import ledger
+from backend.audits import record_overclaim
 from backend.catalog import Catalog, CatalogModel
 from backend.config import Settings
 from backend.lanes import Hold, Lanes, quote
 from backend.protocol import receipt as rc
 from backend.receipts import ReceiptLog
-from backend.scheduler import PRIORITY_INCLUDED, Job, Scheduler
+from backend.scheduler import CLIENT_FAULT_CODES, PRIORITY_INCLUDED, Job, Scheduler
 from backend.signing import verify_hex
+from backend.usage import bill
 
 
 class InferenceError(Exception):
@@ -170,12 +172,15 @@ class InferenceService:
         while True:
             now = time.monotonic()
             if now >= job.deadline_s:
+                if job.worker is not None:  # a worker that sits on jobs loses routing weight as if it had failed them
+                    self.scheduler.note_failure(job.worker)
                 raise InferenceError(504, "The request ran past its deadline.", "timeout", type_="server_error")
             if job.worker is None and not job.started and now - job.enqueued_at > self.settings.queue_timeout_s:
                 raise InferenceError(503, "All workers for this model are busy; try again shortly.", "no_capacity", type_="server_error")
             try:
                 return await asyncio.wait_for(job.events.get(), timeout=min(1.0, job.deadline_s - now))
             except asyncio.TimeoutError:
+                self.scheduler.tick()
                 continue
 
     async def _finish(
@@ -200,14 +205,20 @@ class InferenceService:
         attestation = rc.attestation(job.job_id, model.id, job.request_digest, output_digest, usage, committed)
         if worker is None or not verify_hex(worker.worker_id, rc.jcs(attestation), done["attestation_sig"]):
             raise InferenceError(502, "Worker's attestation signature does not verify.", "worker_bad_attestation", type_="server_error")
-        charge = 0 if audit_of else model.charge(usage)
-        if hold is not None and charge > hold.amount:  # more than the request's own limits allow
+        # The receipt keeps the worker's signed claim; the charge is the rate on what the coordinator counted
+        # itself (never more than the claim). Unmetered work (dev-mode key-less callers) and audits charge
+        # nothing, so settlement, which pays only debited charges, never pays for them.
+        if hold is not None and model.charge(usage) > hold.amount:  # a claim the request's own limits rule out
             raise InferenceError(502, "Worker reported more usage than the request allows.", "worker_bad_usage", type_="server_error")
+        count = bill(model, job.task, job.body, output, usage)
+        if count.overclaimed:
+            await asyncio.to_thread(record_overclaim, worker.worker_id, self.scheduler)
+        charge = model.charge(count.billed) if hold is not None and audit_of is None else 0
         stored = await self.receipts.append(
             job=job.job_id,
             kind="audit" if audit_of else job.task,
             lane=caller.lane,
-            account=rc.account_digest(caller.account_id),
+            account=self.receipts.account_ref(caller.account_id),
             model=model.id,
             request_digest=job.request_digest,
             output_digest=output_digest,
@@ -225,12 +236,8 @@ class InferenceService:
         return Finished(receipt=stored, request_salt=salt, usage=usage, output=output)
 
 
-# Worker error codes that are the caller's fault: the request itself cannot be served as sent.
-_CLIENT_ERRORS = {"context_length_exceeded", "invalid_request"}
-
-
 def _worker_error(code: str, message: str) -> InferenceError:
-    if code in _CLIENT_ERRORS:
+    if code in CLIENT_FAULT_CODES:  # the caller's fault: the request itself cannot be served as sent
         return InferenceError(400, message, code, param="messages" if code == "context_length_exceeded" else None)
     return InferenceError(502, f"Inference failed: {message}", code, type_="server_error")
 

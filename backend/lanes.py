@@ -8,12 +8,13 @@ replaces the hold. When the quote does not fit: HTTP 402 with a machine-readable
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from backend import ledger
-from backend.catalog import CatalogModel
+from backend import auth, ledger
+from backend.catalog import CatalogModel, Packages
 from backend.config import Settings
 
 CREDIT = "credit"
@@ -103,6 +104,21 @@ class Lanes:
     def offer(self) -> dict[str, Any]:
         """The machine-readable way out of a soft-stop."""
         return {"lane": "dedicated", "packages_url": "/one/packages", "refresh_in": self.refresh_in()}
+
+
+def reservations(packages: Packages, now: float | None = None) -> tuple[dict[str, int], float]:
+    """Slots per model kept for live Dedicated packages ("*" for a package that reserves on every model), and
+    when that next changes (the first expiry), so the scheduler recomputes it then instead of at a restart."""
+    now = time.time() if now is None else now
+    reserved: dict[str, int] = {}
+    live = auth.live_packages(now)
+    for package_id, _ in live:
+        package = packages.get(package_id)
+        if package is None or not package.reserved:
+            continue
+        for model in package.models or ["*"]:
+            reserved[model] = reserved.get(model, 0) + package.reserved
+    return reserved, min((expires for _, expires in live if expires is not None), default=math.inf)
 
 
 def chain_holdings(settings: Settings) -> Callable[[str], int] | None:

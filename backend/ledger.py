@@ -59,11 +59,16 @@ def has_key(key: str) -> bool:
         return db.exec(select(LedgerEntry.id).where(LedgerEntry.key == key)).first() is not None
 
 
+def credit_in(db: Session, key: str, account: str, unit: str, amount: int, kind: str, epoch: int | None = None) -> None:
+    """Inside the caller's transaction: credit an account under an idempotency key."""
+    _check_int(amount)
+    db.add(LedgerEntry(key=key, account=account, unit=unit, epoch=epoch, amount=amount, kind=kind, created_at=time.time()))
+
+
 def grant(key: str, account: str, unit: str, amount: int, kind: str, epoch: int | None = None) -> bool:
     """Credit an account once per key; False when that key was already used."""
-    _check_int(amount)
     with session() as db:
-        db.add(LedgerEntry(key=key, account=account, unit=unit, epoch=epoch, amount=amount, kind=kind, created_at=time.time()))
+        credit_in(db, key, account, unit, amount, kind, epoch)
         try:
             db.commit()
             return True

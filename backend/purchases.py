@@ -2,26 +2,40 @@
 
 Checked on chain: the transaction succeeded; it moved the configured USDC token (not another ERC-20);
 to the treasury; from the signed-in wallet; at least the package price; with enough confirmations
-(fewer: "pending", nothing recorded, ask again later). A transaction hash buys once: the ledger key
-`purchase:<tx hash>` is unique.
+(fewer: "pending", nothing recorded, ask again later). A transfer buys one thing once, a package or a
+bond (backend/bonds.py): its consumed_tx row is written in the same database transaction as what it
+bought, so the primary key on the tx hash decides every race. The wallet that bought a package may ask
+again with the same transfer (its answer may have been lost): it gets a fresh key for that package.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
 from backend import auth, ledger
 from backend.catalog import Package
+from backend.db import session
+from backend.db.models import ConsumedTx
 
 # keccak256("Transfer(address,address,uint256)")
 TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 
 
 class PurchaseError(Exception):
-    def __init__(self, reason: str, code: str):
+    """A refused purchase or bond claim: `code`, `status` and `param` go to the client in the OpenAI error shape."""
+
+    def __init__(self, reason: str, code: str, status: int = 400, param: str = "tx_hash"):
         super().__init__(reason)
-        self.reason, self.code = reason, code
+        self.reason, self.code, self.status, self.param = reason, code, status, param
+
+
+ALREADY_USED = "this transaction was already used (for a package or a bond)"
 
 
 @dataclass
@@ -40,7 +54,7 @@ def _addr(topic: Any) -> str:
 def verify_payment(w3, tx_hash: str, *, usdc: str, treasury: str, buyer: str, price: int, confirmations: int,
                    buyer_role: str = "the signed-in one") -> tuple[str, int, int]:  # fmt: skip
     """(status, confirmations seen, amount paid in micro-USDC) or PurchaseError. `buyer_role` names the
-    expected sender in the refusal (the signed-in wallet for purchases, the payout address for bonds)."""
+    expected sender in the refusal (the signed-in wallet for purchases, the claim's signer for bonds)."""
     from web3.exceptions import TransactionNotFound
 
     try:
@@ -68,26 +82,57 @@ def verify_payment(w3, tx_hash: str, *, usdc: str, treasury: str, buyer: str, pr
     return ("confirmed" if seen >= confirmations else "pending"), seen, paid
 
 
+def consume(db: Session, spent: ConsumedTx) -> None:
+    """Mark a transfer used, first thing in the transaction that spends it. Of two claims racing for one
+    transfer the database lets one insert commit; the other gets tx_already_used (and writes nothing)."""
+    db.add(spent)
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        raise PurchaseError(ALREADY_USED, "tx_already_used") from None
+
+
 def purchase(w3, *, account: str, package: Package, tx_hash: str, usdc: str, treasury: str, confirmations: int) -> Purchase:
-    """Verify the payment; once confirmed, credit the package balance once and issue its API key (shown once)."""
+    """Verify the payment; once confirmed, credit the package balance and issue its API key (shown once),
+    in one database transaction with the transfer's consumed_tx row."""
     tx_hash = tx_hash.lower()
-    if ledger.has_key(f"purchase:{tx_hash}") or _is_bond(tx_hash):
-        raise PurchaseError("this transaction already bought a package", "tx_already_used")
+    with session() as db:
+        spent = db.get(ConsumedTx, tx_hash)
+    if spent is not None:
+        return _reissue(spent, account, package)
     status, seen, paid = verify_payment(
         w3, tx_hash, usdc=usdc, treasury=treasury, buyer=account, price=package.price, confirmations=confirmations
     )
     if status == "pending":
         return Purchase(status="pending", confirmations=seen, package=package.id)
-    if not ledger.grant(f"purchase:{tx_hash}", account, "usdc", package.balance, "purchase"):
-        raise PurchaseError("this transaction already bought a package", "tx_already_used")
-    key = auth.create_key(account, "dedicated", package.id, ttl_s=package.duration_s)
+    key, now = auth.new_secret(), time.time()
+    with session() as db:
+        consume(db, ConsumedTx(tx_hash=tx_hash, use="purchase", payer=account, amount=paid, package=package.id,
+                               key_hash=auth.hash_key(key), at=now))  # fmt: skip
+        ledger.credit_in(db, f"purchase:{tx_hash}", account, "usdc", package.balance, "purchase")
+        auth.add_key(db, key, account, "dedicated", package.id, expires_at=now + package.duration_s)
+        db.commit()
     return Purchase(status="confirmed", confirmations=seen, package=package.id, api_key=key, amount=paid)
 
 
-def _is_bond(tx_hash: str) -> bool:
-    """A transfer claimed as a worker's bond cannot also buy a package."""
-    from backend.db import session
-    from backend.db.models import Bond
-
+def _reissue(spent: ConsumedTx, account: str, package: Package) -> Purchase:
+    """The buyer asks again for a transfer that bought a package: a fresh key for the same package and
+    expiry, the key issued before revoked; no second credit. Anyone else: tx_already_used."""
+    if spent.use != "purchase" or spent.payer.lower() != account.lower() or spent.key_hash is None:
+        raise PurchaseError(ALREADY_USED, "tx_already_used")
+    if spent.package != package.id:
+        reason = f"this transaction bought the `{spent.package}` package; ask for that one to get a fresh key"
+        raise PurchaseError(reason, "tx_already_used")
+    key = auth.new_secret()
     with session() as db:
-        return db.get(Bond, tx_hash) is not None
+        swapped = db.execute(  # compare-and-swap: of two retries at once, one replaces the key
+            update(ConsumedTx).where(ConsumedTx.tx_hash == spent.tx_hash, ConsumedTx.key_hash == spent.key_hash)
+            .values(key_hash=auth.hash_key(key))
+        ).rowcount  # fmt: skip
+        old = auth.revoke_key(db, spent.key_hash) if swapped else None
+        if old is None:
+            raise PurchaseError("a fresh key for this purchase is being issued to another request; ask again", "tx_already_used")
+        auth.add_key(db, key, old.account, old.lane, old.package, old.expires_at)
+        db.commit()
+    return Purchase(status="confirmed", confirmations=0, package=package.id, api_key=key, amount=spent.amount)

@@ -35,11 +35,16 @@ class ReceiptLog:
     """Appends go through one writer task that commits whatever is waiting as a batch (group commit):
     under load many receipts share one transaction and one thread hop; alone, a receipt waits for none."""
 
-    def __init__(self, key: SigningKey):
+    def __init__(self, key: SigningKey, account_secret: bytes):
         self.key = key
         self.coordinator = public_hex(key)
+        self._account_secret = account_secret
         self._waiting: list[tuple[dict[str, Any], asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
+
+    def account_ref(self, account_id: str) -> str:
+        """How receipts name an account: a keyed digest only this coordinator can compute (receipt `account`)."""
+        return rc.account_digest(account_id, self._account_secret)
 
     async def append(self, **fields: Any) -> dict[str, Any]:
         """Build, hash, sign and store the next receipt; returns it with `hash` and `sig`.
@@ -117,12 +122,11 @@ class ReceiptLog:
             rows = db.exec(select(ReceiptRecord).order_by(col(ReceiptRecord.seq).desc()).limit(limit)).all()
             return [json.loads(r.stored) for r in rows]
 
-    @staticmethod
-    def usage_by_model(account_id: str, limit: int = 5000) -> list[dict[str, Any]]:
+    def usage_by_model(self, account_id: str, limit: int = 5000) -> list[dict[str, Any]]:
         """An account's requests, usage and charges per model and unit, summed from its newest receipts."""
         with session() as db:
             rows = db.exec(
-                select(ReceiptRecord.stored).where(ReceiptRecord.account == rc.account_digest(account_id))
+                select(ReceiptRecord.stored).where(ReceiptRecord.account == self.account_ref(account_id))
                 .order_by(col(ReceiptRecord.seq).desc()).limit(limit)
             ).all()  # fmt: skip
         totals: dict[tuple[str, str], dict[str, Any]] = {}

@@ -13,10 +13,10 @@ from backend.config import Settings, get_settings
 from backend.db import migrate
 from backend.inference import InferenceService
 from backend.audits import Auditor
-from backend.lanes import Lanes, chain_holdings
+from backend.lanes import Lanes, chain_holdings, reservations
 from backend.receipts import ReceiptLog
 from backend.scheduler import Scheduler
-from backend.signing import load_or_create_key, public_hex
+from backend.signing import load_or_create_key, load_or_create_secret, public_hex
 
 
 @dataclass
@@ -34,10 +34,8 @@ class Runtime:
         return public_hex(self.key)
 
     def refresh_reserved(self) -> None:
-        """Reserved concurrency = the sum over live Dedicated keys of their package's `reserved`."""
-        from backend.auth import active_packages
-
-        self.scheduler.reserved = sum(p.reserved for pid in active_packages() if (p := self.packages.get(pid)))
+        """Recompute Dedicated reservations now (after a purchase); the scheduler also does when one expires."""
+        self.scheduler.refresh_reservations()
 
     @property
     def agents(self):
@@ -72,11 +70,13 @@ def get_runtime() -> Runtime:
     migrate()
     key = load_or_create_key(settings.data_dir / "coordinator.key")
     catalog = load_catalog(settings.catalog_path)
-    scheduler = Scheduler(max_attempts=settings.max_dispatch_attempts)
-    receipts = ReceiptLog(key)
+    scheduler = Scheduler(max_attempts=settings.max_dispatch_attempts, max_slots=settings.max_worker_slots)
+    secret = bytes.fromhex(settings.account_secret) if settings.account_secret else load_or_create_secret(settings.data_dir / "account.secret")
+    receipts = ReceiptLog(key, secret)
     lanes = Lanes(settings, chain_holdings(settings))
     inference = InferenceService(settings, catalog, scheduler, receipts, lanes)
     inference.auditor = Auditor(settings, scheduler, inference)
     runtime = Runtime(settings, key, catalog, scheduler, receipts, inference, load_packages(settings.packages_path))
+    scheduler.reservations = lambda: reservations(runtime.packages)
     runtime.refresh_reserved()
     return runtime

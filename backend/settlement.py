@@ -18,14 +18,15 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from nacl.signing import SigningKey
+from sqlalchemy import literal
 from sqlmodel import col, select
 
 from backend.config import Settings
 from backend.db import get_engine, session
-from backend.db.models import BondRefund, EpochHead, Payout, ReceiptRecord, WorkerRecord
+from backend.db.models import BondRefund, EpochHead, LedgerEntry, Payout, ReceiptRecord, WorkerRecord
 from backend.protocol import merkle
 from backend.protocol import receipt as rc
 from backend.receipts import rfc3339_now
@@ -117,18 +118,20 @@ class Earning:
         return self.gross - self.fee - self.withheld
 
 
-def tally(receipts: Iterable[dict[str, Any]], payout_addresses: dict[str, str], fee_bps: int,
+def tally(receipts: Iterable[dict[str, Any]], debited: Mapping[str, int], payout_addresses: dict[str, str], fee_bps: int,
           quarantined: frozenset[str] = frozenset(), verified: frozenset[str] = frozenset()) -> list[Earning]:  # fmt: skip
-    """Per worker: gross charges of its receipts (audit receipts earn nothing); withheld: work of a quarantined
-    worker that no audit verified, or all of it when there is no payout address; tau = the rest * fee_bps // 10000.
-    Integers throughout: gross == fee + withheld + net for every worker."""
+    """Per worker: gross = what its receipts actually took from accounts (`debited`, receipt hash -> micro-units
+    debited by the ledger; never more than the receipt's charge), so unmetered work and audits earn nothing;
+    withheld: work of a quarantined worker that no audit verified, or all of it when there is no payout address;
+    tau = the rest * fee_bps // 10000. Integers throughout: gross == fee + withheld + net for every worker."""
     gross: dict[str, int] = {}
     held: dict[str, int] = {}
     counts: dict[str, int] = {}
     for receipt in receipts:
         if receipt["kind"] == "audit":
             continue
-        worker, amount = receipt["worker"]["id"], int(receipt["charge"]["amount"])
+        worker = receipt["worker"]["id"]
+        amount = min(int(receipt["charge"]["amount"]), int(debited.get(receipt.get("hash", ""), 0)))
         gross[worker] = gross.get(worker, 0) + amount
         counts[worker] = counts.get(worker, 0) + 1
         if worker in quarantined and receipt.get("hash") not in verified:
@@ -159,8 +162,14 @@ def plan_payouts(settings: Settings) -> int:
         for epoch in db.exec(select(EpochHead).order_by(col(EpochHead.epoch))).all():
             if epoch.epoch in settled:
                 continue
-            stored = db.exec(select(ReceiptRecord.stored).where(ReceiptRecord.seq >= epoch.first_seq, ReceiptRecord.seq <= epoch.last_seq)).all()
-            for e in tally((json.loads(s) for s in stored), addresses, settings.settlement_fee_bps, quarantined, verified):
+            rows = db.exec(
+                select(ReceiptRecord.stored, LedgerEntry.amount)
+                .join(LedgerEntry, LedgerEntry.key == literal("charge:").concat(ReceiptRecord.hash), isouter=True)
+                .where(ReceiptRecord.seq >= epoch.first_seq, ReceiptRecord.seq <= epoch.last_seq)
+            ).all()  # fmt: skip
+            receipts = [json.loads(stored) for stored, _ in rows]
+            debited = {r["hash"]: -amount for r, (_, amount) in zip(receipts, rows) if amount is not None}
+            for e in tally(receipts, debited, addresses, settings.settlement_fee_bps, quarantined, verified):
                 db.add(Payout(epoch=epoch.epoch, worker=e.worker, payout_address=e.payout_address, receipts=e.receipts, gross=e.gross,
                               fee=e.fee, withheld=e.withheld, net=e.net, status="due" if e.net > 0 else "nothing"))  # fmt: skip
                 planned += 1
@@ -252,12 +261,15 @@ def pay(settings: Settings, w3) -> list[Any]:
 
 
 def plan_refunds(now: float | None = None) -> int:
-    """Bonds whose unbonding delay has passed become refunds (quarantined workers' bonds stay locked)."""
+    """Bonds whose unbonding delay has passed become refunds to the wallet that paid them, never to the
+    payout address (a hello sets that, unchecked). Quarantined workers' bonds stay locked, and so do bonds
+    claimed before payers were recorded (no payer known)."""
     now = time.time() if now is None else now
     with session() as db:
-        due = db.exec(select(WorkerRecord).where(col(WorkerRecord.unbond_at) <= now, WorkerRecord.bond > 0, WorkerRecord.quarantined == False)).all()  # noqa: E712
+        due = db.exec(select(WorkerRecord).where(col(WorkerRecord.unbond_at) <= now, WorkerRecord.bond > 0, WorkerRecord.quarantined == False,  # noqa: E712
+                                                 col(WorkerRecord.bond_payer).is_not(None))).all()  # fmt: skip
         for record in due:  # the bond moves to a refund row in the same transaction: never refunded twice
-            db.add(BondRefund(worker=record.id, payout_address=record.payout_address, net=record.bond, status="due", at=now))
+            db.add(BondRefund(worker=record.id, payout_address=record.bond_payer, net=record.bond, status="due", at=now))
             record.bond, record.unbond_at = 0, None
             db.add(record)
         db.commit()

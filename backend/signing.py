@@ -22,6 +22,19 @@ def load_or_create_key(path: Path) -> SigningKey:
     return key
 
 
+def load_or_create_secret(path: Path) -> bytes:
+    """32 random bytes kept hex-encoded in `path` (mode 0600), created on first use."""
+    path = Path(path)
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret.hex())
+    return secret
+
+
 def public_hex(key: SigningKey) -> str:
     return key.verify_key.encode().hex()
 

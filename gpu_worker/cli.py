@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -75,17 +76,42 @@ def worker(
 @worker_app.command("bond")
 def bond(
     ctx: typer.Context,
-    tx_hash: Annotated[str, typer.Option(help="Your USDC transfer to the treasury, from this worker's payout address.")],
+    tx_hash: Annotated[str, typer.Option(help="Your USDC transfer to the treasury.")],
+    payer_key_file: Annotated[Path | None, typer.Option(help="File with the paying wallet's hex private key.")] = None,
+    payer_sig: Annotated[str | None, typer.Option(help="The paying wallet's signature of the claim, made elsewhere.")] = None,
+    print_claim: Annotated[bool, typer.Option(help="Print the claim text the paying wallet signs (personal_sign).")] = False,
 ) -> None:
-    """Stake USDC: claim a transfer to the treasury as this worker's bond (checked on chain, once per tx)."""
+    """Stake USDC: claim a transfer to the treasury as this worker's bond. The wallet that sent it signs the claim
+    and is the only place the bond is ever paid back to (checked on chain, once per tx)."""
     import httpx
 
+    from backend.protocol.claims import bond_claim
     from backend.signing import load_or_create_key, public_hex, sign_hex
 
+    if not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
+        raise typer.BadParameter("a transaction hash is 0x and 64 hex digits", param_hint="--tx-hash")
     key = load_or_create_key(ctx.obj["key_file"])
+    worker_id, tx_hash = public_hex(key), tx_hash.lower()
+    claim = bond_claim(worker_id, tx_hash)
+    if print_claim:
+        print(claim)
+        return
+    if (payer_key_file is None) == (payer_sig is None):
+        hint = "give the paying wallet's --payer-key-file or its --payer-sig (see --print-claim)"
+        raise typer.BadParameter(hint, param_hint="--payer-key-file")
+    if payer_key_file is not None:
+        from eth_account import Account
+        from eth_account.messages import encode_defunct
+
+        signed = Account.sign_message(encode_defunct(text=claim), payer_key_file.read_text().strip())
+        payer_sig = signed.signature.hex()
+    sig = sign_hex(key, bytes.fromhex(tx_hash.removeprefix("0x")))  # the worker consents to the stake
     reply = httpx.post(f"{ctx.obj['coordinator']}/one/bonds", timeout=60,
-                       json={"worker_id": public_hex(key), "tx_hash": tx_hash, "sig": sign_hex(key, bytes.fromhex(tx_hash.removeprefix("0x")))})  # fmt: skip
+                       json={"worker_id": worker_id, "tx_hash": tx_hash, "sig": sig, "payer_sig": payer_sig})  # fmt: skip
     body = reply.json()
+    if reply.status_code == 202:
+        console.print(f"pending: {body['confirmations']} of {body['required']} confirmations; run this again later")
+        raise typer.Exit(1)
     if reply.status_code != 200:
         console.print(f"[red]bond refused: {body['error']['message']}")
         raise typer.Exit(1)

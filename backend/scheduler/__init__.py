@@ -22,6 +22,12 @@ log = logging.getLogger("one.scheduler")
 
 # Lower runs first. Step 3's lanes map packages onto these classes.
 PRIORITY_INCLUDED = 100
+# Slots a worker may use before any job has proven its claim (see Scheduler.admit).
+START_SLOTS = 2
+RESERVATION_RECHECK_S = 30.0
+# Worker error codes that blame the request itself (the caller gets them as 400s). They cost the worker
+# nothing, unless another worker then completes the same job: then the error was a lie.
+CLIENT_FAULT_CODES = frozenset({"context_length_exceeded", "invalid_request"})
 
 
 @dataclass(eq=False)
@@ -40,7 +46,8 @@ class Job:
     finished: bool = False
     tried: set[str] = field(default_factory=set)
     exclude: frozenset[str] = frozenset()  # workers that must not run it (an audit never goes to the audited worker)
-    audit: bool = False  # a re-execution checking another worker's receipt
+    audit: bool = False  # a re-execution checking another worker's receipt (never told to the worker)
+    refused_by: list["WorkerConnection"] = field(default_factory=list)  # workers that blamed the request
     dispatched_at: float = 0.0
     enqueued_at: float = field(default_factory=time.monotonic)
 
@@ -65,10 +72,21 @@ class WorkerConnection:
     reported_load: float = 0.0
     connected_at: float = field(default_factory=time.time)
     reliability: float = 1.0  # from audits and completions (backend.audits); weighs routing
+    claimed_slots: int = 0  # what the hello claimed (capped); `slots` is what the worker has proven so far
 
     @property
     def free_slots(self) -> int:
         return self.slots - len(self.jobs)
+
+    @property
+    def health(self) -> float:
+        """Share of its jobs a worker finished, errors and timeouts weighing four times: (served + 1) / (served + 1 + 4 * failed)."""
+        return (self.served + 1) / (self.served + 1 + 4 * self.failed)
+
+    @property
+    def weight(self) -> float:
+        """Routing weight: audited reliability times job health. A worker at half weight looks twice as loaded."""
+        return max(self.reliability * self.health, 1e-6)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -76,6 +94,7 @@ class WorkerConnection:
             "kind": self.kind,
             "models": sorted(self.models),
             "slots": self.slots,
+            "claimed_slots": self.claimed_slots,
             "busy": len(self.jobs),
             "served": self.served,
             "failed": self.failed,
@@ -90,11 +109,19 @@ class NoCapacity(Exception):
 
 
 class Scheduler:
-    def __init__(self, max_attempts: int = 3):
+    def __init__(self, max_attempts: int = 3, max_slots: int = 64):
         self.workers: dict[str, WorkerConnection] = {}
         self.max_attempts = max_attempts
-        # Slots per model that Included-lane jobs may not take: Dedicated packages' reserved concurrency.
-        self.reserved = 0
+        # A hello's slot count is a claim: capped, and only proven by completed jobs (see `admit`).
+        self.max_slots = max_slots
+        # Jobs served / failed and admitted slots per worker key, kept across reconnects (reconnecting washes nothing).
+        self.history: dict[str, tuple[int, int, int]] = {}
+        # Slots per model ("*": every model) that Included-lane jobs may not take: live Dedicated packages'
+        # reserved concurrency, from `reservations()` (backend.lanes.reservations), recomputed when a package
+        # expires and every RESERVATION_RECHECK_S (purchases on other replicas).
+        self.reserved: dict[str, int] = {}
+        self.reservations: Callable[[], tuple[dict[str, int], float]] | None = None
+        self._reserved_until = 0.0
         self._queue: list[tuple[int, int, Job]] = []
         self._counter = itertools.count()
         self.quarantined: set[str] = set()  # caught by an audit: connected or not, never routed to
@@ -107,7 +134,27 @@ class Scheduler:
         return any(model in w.models for w in self.routable())
 
     def free_slots(self, model: str) -> int:
-        return sum(max(w.free_slots, 0) for w in self.routable() if model in w.models)
+        """Free capacity for `model`, each worker's free slots weighed by its job health: slots of a worker that
+        drops its jobs are not capacity, so they cannot make room for Included jobs in Dedicated reservations."""
+        return round(sum(max(w.free_slots, 0) * w.health for w in self.routable() if model in w.models))
+
+    def reserved_for(self, model: str) -> int:
+        if self.reservations is not None and time.time() >= self._reserved_until:
+            self.refresh_reservations()
+        return self.reserved.get(model, 0) + self.reserved.get("*", 0)
+
+    def refresh_reservations(self) -> None:
+        """Recompute the Dedicated reservations now (after a purchase, when one expires, and periodically)."""
+        if self.reservations is None:
+            return
+        self.reserved, changes_at = self.reservations()
+        self._reserved_until = min(changes_at, time.time() + RESERVATION_RECHECK_S)
+
+    def tick(self) -> None:
+        """Called about once a second while jobs wait: reservations that ran out free their slots without an event."""
+        if self.reservations is not None and time.time() >= self._reserved_until:
+            self.refresh_reservations()
+            self._pump()
 
     def quarantine(self, worker_id: str) -> None:
         self.quarantined.add(worker_id)
@@ -117,6 +164,11 @@ class Scheduler:
         old = self.workers.get(conn.worker_id)
         if old is not None and old is not conn:
             await self.unregister(old, reason="replaced by a new connection")
+        if conn.slots > self.max_slots:
+            log.warning("worker %s… claims %d slots; capped at %d", conn.worker_id[:12], conn.slots, self.max_slots)
+        conn.claimed_slots = min(conn.slots, self.max_slots)
+        served, failed, admitted = self.history.get(conn.worker_id, (0, 0, START_SLOTS))
+        conn.served, conn.failed, conn.slots = conn.served + served, conn.failed + failed, min(conn.claimed_slots, admitted)
         self.workers[conn.worker_id] = conn
         log.info("worker %s… joined (%s, %d slots, models=%s)", conn.worker_id[:12], conn.kind, conn.slots, sorted(conn.models))
         self._pump()
@@ -128,19 +180,44 @@ class Scheduler:
         for job in list(conn.jobs.values()):
             self._worker_lost(job, conn, reason)
         conn.jobs.clear()
+        self.history[conn.worker_id] = (conn.served, conn.failed, conn.slots)
         self._pump()
 
     def _worker_lost(self, job: Job, conn: WorkerConnection, reason: str) -> None:
         job.worker = None
-        conn.failed += 1
+        self.admit(conn, ok=False)
         if job.finished:
             return
-        if not job.started and len(job.tried) < self.max_attempts:
+        if self._can_fail_over(job):
             log.info("job %s: worker lost before first delta, re-dispatching", job.job_id)
             self._enqueue(job)
             return
         job.finished = True
         job.events.put_nowait(("error", "worker_lost", f"the worker serving this request went away ({reason})"))
+
+    def _can_fail_over(self, job: Job, failed: str | None = None) -> bool:
+        """Before its first delta a job may move to another worker, up to max_attempts workers; after a worker
+        error only if some other worker serves the model (the same one would fail the same way)."""
+        if job.started or len(job.tried) >= self.max_attempts:
+            return False
+        return failed is None or any(
+            job.model in w.models and w.worker_id not in job.tried and w.worker_id not in job.exclude for w in self.routable()
+        )
+
+    @staticmethod
+    def admit(worker: WorkerConnection, ok: bool) -> None:
+        """Capacity is proven, not believed: each finished job admits one more of the claimed slots, each error,
+        timeout or lost job halves them (at least one). Health, and so routing weight, follows the same counts."""
+        if ok:
+            worker.served += 1
+            worker.slots = min(worker.slots + 1, worker.claimed_slots or worker.slots + 1)
+        else:
+            worker.failed += 1
+            worker.slots = max(worker.slots // 2, 1)
+
+    def note_failure(self, worker: WorkerConnection) -> None:
+        """A job timed out on this worker: counts against it like an error."""
+        self.admit(worker, ok=False)
 
     # --- queue and matching ----------------------------------------------------------------
     def submit(self, job: Job) -> None:
@@ -161,14 +238,16 @@ class Scheduler:
 
     def _pick(self, job: Job) -> WorkerConnection | None:
         candidates = [w for w in self.routable() if job.model in w.models and w.free_slots > 0 and w.worker_id not in job.exclude]
-        if job.priority >= PRIORITY_INCLUDED and self.free_slots(job.model) <= self.reserved:
+        if job.priority >= PRIORITY_INCLUDED and (reserved := self.reserved_for(job.model)) and self.free_slots(job.model) <= reserved:
             return None  # the last free slots are kept for Dedicated packages
         fresh = [w for w in candidates if w.worker_id not in job.tried]
         pool = fresh or candidates
         if not pool:
             return None
-        # Least loaded first, then the more reliable (in steps of 5%), then the less used, then the faster.
-        return min(pool, key=lambda w: (len(w.jobs) / w.slots, -round(w.reliability * 20), w.served + len(w.jobs), w.latency_ewma_s))
+        # Least loaded relative to its weight first (a worker at half weight looks twice as loaded), then the more
+        # reliable (in steps of 5%), then the less used, then the faster.
+        return min(pool, key=lambda w: ((len(w.jobs) + 1) / (w.slots * w.weight), -round(w.reliability * 20), w.served + len(w.jobs),
+                                        w.latency_ewma_s))  # fmt: skip
 
     def _pump(self) -> None:
         """Hand queued jobs to free workers, in priority order."""
@@ -225,14 +304,26 @@ class Scheduler:
                 first = time.monotonic() - job.dispatched_at
                 worker.latency_ewma_s = first if worker.served == 0 else 0.8 * worker.latency_ewma_s + 0.2 * first
             job.events.put_nowait(("delta", frame))
-        elif ftype in ("done", "error"):
+        elif ftype == "done":
             del worker.jobs[job.job_id]
             job.finished = True
-            if ftype == "done":
-                worker.served += 1
-                job.events.put_nowait(("done", frame))
+            self.admit(worker, ok=True)
+            for refuser in job.refused_by:  # it was servable after all
+                self.admit(refuser, ok=False)
+            job.events.put_nowait(("done", frame))
+            self._pump()
+        elif ftype == "error":
+            del worker.jobs[job.job_id]
+            if frame["code"] in CLIENT_FAULT_CODES:
+                job.refused_by.append(worker)
             else:
-                worker.failed += 1
+                self.admit(worker, ok=False)
+            job.worker = None
+            if self._can_fail_over(job, failed=worker.worker_id):  # like a disconnect: the caller never sees it
+                log.info("job %s: worker %s… failed before its first delta (%s), re-dispatching", job.job_id, worker.worker_id[:12], frame["code"])
+                self._enqueue(job)
+            else:
+                job.finished = True
                 job.events.put_nowait(("error", frame["code"], frame["message"]))
             self._pump()
 

@@ -46,13 +46,16 @@ def postgres_db(monkeypatch, tmp_path):
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+ACCOUNT_SECRET = b"test account secret, 32 bytes...."
+
+
 def signed_fields(worker: SigningKey, job: str, output_tokens: int = 5) -> dict:
     """Fields for ReceiptLog.append with a real worker attestation signature."""
     usage = {"input_tokens": 7, "output_tokens": output_tokens, "images": 0}
     request_digest, output_digest = rc.sha256hex(job.encode()), rc.sha256hex(b"out" + job.encode())
     statement = rc.attestation(job, "tiny-chat", request_digest, output_digest, usage)
     return dict(
-        job=job, kind="chat", lane="included", account=rc.account_digest("acct"), model="tiny-chat",
+        job=job, kind="chat", lane="included", account=rc.account_digest("acct", ACCOUNT_SECRET), model="tiny-chat",
         request_digest=request_digest, output_digest=output_digest, usage=usage, charge_unit="credit",
         charge_amount=2 * output_tokens, worker_id=public_hex(worker), worker_sig=sign_hex(worker, rc.jcs(statement)),
         parent=None,

@@ -20,6 +20,7 @@ from backend.lanes import Lanes, quote
 from backend.receipts import ReceiptLog
 from backend.scheduler import Scheduler
 from tests.backend.test_scheduler import Peer
+from tests.backend.conftest import ACCOUNT_SECRET
 
 TIERS = [(100, 50_000), (1_000, 500_000)]
 
@@ -39,7 +40,7 @@ def chain():
 def service(sqlite_db, chain):
     cfg = Settings(queue_timeout_s=2, included_tiers=TIERS, included_epoch_s=3600)
     lanes = Lanes(cfg, chain["holdings"])
-    return InferenceService(cfg, load_catalog(cfg.catalog_path), Scheduler(), ReceiptLog(SigningKey.generate()), lanes)
+    return InferenceService(cfg, load_catalog(cfg.catalog_path), Scheduler(), ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), lanes)
 
 
 def _body(max_tokens=10):
@@ -57,7 +58,8 @@ async def _chat(service, peer, account, body, tokens=None, fail=False):
     if fail:
         service.scheduler.on_frame(peer.conn, {"type": "error", "job_id": job["job_id"], "code": "engine_error", "message": "boom"})
     else:
-        peer.answer(job, "ok", output_tokens=tokens if tokens is not None else body["max_tokens"])
+        claim = tokens if tokens is not None else body["max_tokens"]
+        peer.answer(job, "receipt " * claim, output_tokens=claim)  # relays at least as many tokens as it claims
     return await task
 
 

@@ -43,10 +43,13 @@ def test_paying_the_treasury_buys_pro_once(chain):
     assert principal.lane == "dedicated" and principal.package == "pro" and principal.account == chain["alice"]
     assert ledger.balance(chain["alice"], "usdc") == PRO.balance
     assert auth.active_packages() == ["pro"]
+    again = _buy(chain, tx)  # the buyer asking again gets a fresh key for the same package, not a second one
+    assert again.api_key != result.api_key and auth.principal_for(result.api_key) is None
     with pytest.raises(PurchaseError) as err:
-        _buy(chain, tx)
+        _buy(chain, tx, account=chain["bob"])
     assert err.value.code == "tx_already_used"
     assert ledger.balance(chain["alice"], "usdc") == PRO.balance  # credited once
+    assert auth.active_packages() == ["pro"]
 
 
 @pytest.mark.parametrize(

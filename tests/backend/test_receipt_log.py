@@ -11,6 +11,7 @@ from nacl.signing import SigningKey
 from backend.receipts import ReceiptLog
 from backend.verify import verify_chain
 from tests.backend.conftest import signed_fields
+from tests.backend.conftest import ACCOUNT_SECRET
 
 
 async def _append(log: ReceiptLog, worker: SigningKey, jobs: list[str]) -> list[dict]:
@@ -18,7 +19,7 @@ async def _append(log: ReceiptLog, worker: SigningKey, jobs: list[str]) -> list[
 
 
 async def test_appended_receipts_link_and_verify(sqlite_db):
-    log, worker = ReceiptLog(SigningKey.generate()), SigningKey.generate()
+    log, worker = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), SigningKey.generate()
     stored = await _append(log, worker, ["j1", "j2", "j3"])
     assert [r["seq"] for r in stored] == [0, 1, 2]
     assert stored[1]["prev"] == stored[0]["hash"] and stored[2]["prev"] == stored[1]["hash"]
@@ -29,7 +30,7 @@ async def test_appended_receipts_link_and_verify(sqlite_db):
 
 
 async def test_every_single_byte_change_is_detected(sqlite_db):
-    log, worker = ReceiptLog(SigningKey.generate()), SigningKey.generate()
+    log, worker = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), SigningKey.generate()
     stored = await _append(log, worker, ["a", "b"])
     text = json.dumps(stored, separators=(",", ":")).encode()
     undetected = []
@@ -46,7 +47,7 @@ async def test_every_single_byte_change_is_detected(sqlite_db):
 
 
 async def test_reordering_dropping_and_wrong_coordinator_are_detected(sqlite_db):
-    log, worker = ReceiptLog(SigningKey.generate()), SigningKey.generate()
+    log, worker = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), SigningKey.generate()
     stored = await _append(log, worker, ["a", "b", "c"])
     assert not verify_chain([stored[0], stored[2]]).ok  # a dropped receipt breaks the link
     swapped = [dict(stored[0]), dict(stored[1])]
@@ -54,13 +55,13 @@ async def test_reordering_dropping_and_wrong_coordinator_are_detected(sqlite_db)
     assert not verify_chain(swapped).ok
     assert not verify_chain(stored, coordinator="ab" * 32).ok
     # A receipt re-signed by another coordinator key fails when the caller pins the real one.
-    other = ReceiptLog(SigningKey.generate())
+    other = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET)
     assert verify_chain(stored, coordinator=log.coordinator).ok
     assert not verify_chain(stored, coordinator=other.coordinator).ok
 
 
 async def test_forged_worker_signature_is_detected(sqlite_db):
-    log, worker, impostor = ReceiptLog(SigningKey.generate()), SigningKey.generate(), SigningKey.generate()
+    log, worker, impostor = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), SigningKey.generate(), SigningKey.generate()
     fields = signed_fields(impostor, "x")
     fields["worker_id"] = signed_fields(worker, "x")["worker_id"]  # claims the honest worker's key
     stored = await log.append(**fields)
@@ -71,7 +72,7 @@ async def test_forged_worker_signature_is_detected(sqlite_db):
 async def test_postgres_replicas_appending_at_once_keep_one_chain(postgres_db):
     """Two coordinator replicas (two logs, one key) race on Postgres: the chain never forks."""
     key, worker = SigningKey.generate(), SigningKey.generate()
-    replica_a, replica_b = ReceiptLog(key), ReceiptLog(key)
+    replica_a, replica_b = ReceiptLog(key, ACCOUNT_SECRET), ReceiptLog(key, ACCOUNT_SECRET)
     await asyncio.gather(
         _append(replica_a, worker, [f"a{i}" for i in range(15)]),
         _append(replica_b, worker, [f"b{i}" for i in range(15)]),
@@ -101,7 +102,7 @@ def test_load_receipts_rejects_non_receipts(tmp_path, bad):
 
 
 async def test_concurrent_appends_are_group_committed_into_one_chain(sqlite_db):
-    log, worker = ReceiptLog(SigningKey.generate()), SigningKey.generate()
+    log, worker = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), SigningKey.generate()
     stored = await asyncio.gather(*(log.append(**signed_fields(worker, f"job{i}")) for i in range(40)))
     assert sorted(r["seq"] for r in stored) == list(range(40))
     assert {r["job"] for r in stored} == {f"job{i}" for i in range(40)}

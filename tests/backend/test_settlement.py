@@ -23,11 +23,13 @@ receipt_st = st.fixed_dictionaries({
 
 @settings(max_examples=300, deadline=None)
 @given(receipts=st.lists(receipt_st, max_size=60), fee_bps=st.integers(0, 10_000), quarantined=st.frozensets(st.sampled_from(WORKERS)),
-       without_address=st.frozensets(st.sampled_from(WORKERS)), verified=st.frozensets(st.sampled_from(["h1", "h2"])))  # fmt: skip
-def test_every_micro_unit_is_paid_kept_or_withheld(receipts, fee_bps, quarantined, without_address, verified):
+       without_address=st.frozensets(st.sampled_from(WORKERS)), verified=st.frozensets(st.sampled_from(["h1", "h2"])),
+       debited=st.dictionaries(st.sampled_from(["h1", "h2", "h3", "h4"]), st.integers(0, 10**9)))  # fmt: skip
+def test_every_micro_unit_is_paid_kept_or_withheld(receipts, fee_bps, quarantined, without_address, verified, debited):
     addresses = {w: a for w, a in ADDRESSES.items() if w not in without_address}
-    earnings = tally(receipts, addresses, fee_bps, quarantined, verified)
-    charges = sum(r["charge"]["amount"] for r in receipts if r["kind"] != "audit")
+    earnings = tally(receipts, debited, addresses, fee_bps, quarantined, verified)
+    basis = {id(r): min(r["charge"]["amount"], debited.get(r["hash"], 0)) for r in receipts}  # only what was debited is paid
+    charges = sum(basis[id(r)] for r in receipts if r["kind"] != "audit")
     assert charges == sum(e.net for e in earnings) + sum(e.fee for e in earnings) + sum(e.withheld for e in earnings)
     for e in earnings:
         assert all(isinstance(v, int) for v in (e.gross, e.fee, e.withheld, e.net)) and e.net >= 0
@@ -36,14 +38,14 @@ def test_every_micro_unit_is_paid_kept_or_withheld(receipts, fee_bps, quarantine
         if e.worker in without_address:
             assert e.net == 0 and e.withheld == e.gross
         elif e.worker in quarantined:  # only audit-verified work is paid
-            assert e.withheld == sum(r["charge"]["amount"] for r in mine if r["hash"] not in verified)
+            assert e.withheld == sum(basis[id(r)] for r in mine if r["hash"] not in verified)
         else:
             assert e.withheld == 0 and e.net == e.gross - e.gross * fee_bps // 10_000
 
 
 def test_audit_receipts_earn_nothing():
-    audit = {"kind": "audit", "worker": {"id": WORKERS[0]}, "charge": {"unit": "credit", "amount": 500}}
-    assert tally([audit], ADDRESSES, 1000) == []
+    audit = {"hash": "h1", "kind": "audit", "worker": {"id": WORKERS[0]}, "charge": {"unit": "credit", "amount": 500}}
+    assert tally([audit], {"h1": 500}, ADDRESSES, 1000) == []
 
 
 def _chain(n: int):

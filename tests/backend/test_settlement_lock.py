@@ -18,6 +18,7 @@ from backend.receipts import ReceiptLog
 from backend.settlement import SettlementBusy, epochs, settle, settlement_lock
 from tests.backend.conftest import signed_fields
 from tests.conftest import REPO
+from tests.backend.conftest import ACCOUNT_SECRET
 
 
 @pytest.fixture(params=["sqlite_db", "postgres_db"])
@@ -26,7 +27,7 @@ def database(request):
 
 
 async def _receipts(n: int) -> None:
-    log, worker = ReceiptLog(SigningKey.generate()), SigningKey.generate()
+    log, worker = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), SigningKey.generate()
     for i in range(n):
         await log.append(**signed_fields(worker, f"lock-{i}-{time.monotonic_ns()}"))
 

@@ -28,18 +28,20 @@ def worker_record(devnet, wid: str) -> dict:
     return dict(row) if row else {}
 
 
-def bond(devnet, name: str, wallet: str, amount: int) -> None:
-    """Stake from the worker's payout wallet (an unlocked anvil account), then `one worker bond`."""
+def bond(devnet, name: str, payer, amount: int) -> None:
+    """Stake from a dev wallet (an unlocked anvil account), then `one worker bond` with it signing the claim."""
     w3, d = devnet.chain.web3(), devnet.deployment
     usdc = token_at(w3, d.usdc_token)
-    w3.eth.wait_for_transaction_receipt(usdc.functions.mint(wallet, amount).transact({"from": d.deployer}))
-    tx = usdc.functions.transfer(d.treasury, amount).transact({"from": wallet})
+    w3.eth.wait_for_transaction_receipt(usdc.functions.mint(payer.address, amount).transact({"from": d.deployer}))
+    tx = usdc.functions.transfer(d.treasury, amount).transact({"from": payer.address})
     w3.eth.wait_for_transaction_receipt(tx)
-    cli = subprocess.run([sys.executable, "-m", "backend.cli", "worker", "--coordinator", devnet.url, "--key-file", str(devnet.data_dir / f"{name}.key"),
-                          "bond", "--tx-hash", w3.to_hex(tx)], cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    payer_key = devnet.data_dir / f"{name}-payer.key"
+    payer_key.write_text(payer.key.hex())
+    claim = [sys.executable, "-m", "backend.cli", "worker", "--coordinator", devnet.url, "--key-file", str(devnet.data_dir / f"{name}.key"),
+             "bond", "--tx-hash", w3.to_hex(tx), "--payer-key-file", str(payer_key)]  # fmt: skip
+    cli = subprocess.run(claim, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert cli.returncode == 0 and "bonded" in cli.stdout + cli.stderr, cli.stdout + cli.stderr
-    again = subprocess.run([sys.executable, "-m", "backend.cli", "worker", "--coordinator", devnet.url, "--key-file", str(devnet.data_dir / f"{name}.key"),
-                            "bond", "--tx-hash", w3.to_hex(tx)], cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    again = subprocess.run(claim, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "already" in again.stdout + again.stderr
 
 
@@ -47,8 +49,9 @@ def test_model_substitution_is_caught_slashed_and_routed_around(devnet, tmp_path
     from gpu_worker.tiny_models import build_tiny_chat
 
     fake = build_tiny_chat(tmp_path / "fake", seed=7)  # same architecture and name, other weights
-    cheater_wallet = dev_accounts(8)[7].address
-    devnet.start_worker("cheater", "--engine", f"transformers:tiny-chat={fake}", "--payout-address", cheater_wallet, models_dir=devnet.models_dir)
+    cheater_wallet = dev_accounts(8)[7]
+    devnet.start_worker("cheater", "--engine", f"transformers:tiny-chat={fake}", "--payout-address", cheater_wallet.address,
+                        models_dir=devnet.models_dir)  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         workers = httpx.get(f"{devnet.url}/one/workers").json()["workers"]
@@ -109,9 +112,10 @@ def test_model_substitution_is_caught_slashed_and_routed_around(devnet, tmp_path
 def test_an_honest_worker_unbonds_and_settlement_pays_the_bond_back(devnet):
     import sqlite3
 
-    wallet = dev_accounts(10)[8].address  # worker-a's payout address (tests/conftest.py)
+    payer = dev_accounts(10)[8]  # worker-a's payout address (tests/conftest.py), and the bond's payer
+    wallet = payer.address
     worker_a = next(w["id"] for w in httpx.get(f"{devnet.url}/one/workers").json()["workers"] if worker_record(devnet, w["id"]).get("payout_address") == wallet)
-    bond(devnet, "worker-a", wallet, 5 * 10**6)
+    bond(devnet, "worker-a", payer, 5 * 10**6)
     assert worker_record(devnet, worker_a)["bond"] == 5 * 10**6
     cli = subprocess.run([sys.executable, "-m", "backend.cli", "worker", "--coordinator", devnet.url, "--key-file", str(devnet.data_dir / "worker-a.key"),
                           "unbond"], cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -50,7 +50,7 @@ def test_non_streamed_chat_carries_a_verifiable_receipt(client, devnet):
     assert receipt["request_digest"] == rc.request_digest(sent, salt)
     assert receipt["output_digest"] == rc.chat_output_digest([{"index": 0, "content": reply.choices[0].message.content, "tool_calls": None}])
     assert receipt["job"] in reply.id
-    assert receipt["charge"] == {"unit": "credit", "amount": -(-receipt["usage"]["output_tokens"] * 2000 // 1000)}
+    assert receipt["charge"] == {"unit": "credit", "amount": 0}  # key-less dev-mode work debits nobody, so it bills nothing
     served = httpx.get(f"{devnet.url}/one/receipts/{receipt['hash']}").json()
     assert served == receipt
     assert verify_chain([receipt]).ok

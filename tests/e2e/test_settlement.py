@@ -15,6 +15,7 @@ import pytest
 
 from backend.chain import anchor_at, token_at
 from backend.chain.devchain import dev_accounts
+from backend.demo import sign_in
 from backend.devnet import coordinator_env
 from backend.verify import verify_proof
 from tests.conftest import REPO
@@ -38,9 +39,11 @@ def run_settle(devnet) -> str:
 
 
 def traffic(devnet, n: int = 4) -> None:
+    """Metered requests from a demo wallet's Included credits: only work an account paid for is paid out."""
+    headers = {"authorization": f"Bearer {sign_in(devnet.url, dev_accounts(5)[4])}"}
     for i in range(n):
         body = {"model": "tiny-chat", "messages": [{"role": "user", "content": f"settle {i}"}], "max_tokens": 8}
-        assert httpx.post(f"{devnet.url}/v1/chat/completions", json=body, timeout=60).status_code == 200
+        assert httpx.post(f"{devnet.url}/v1/chat/completions", json=body, headers=headers, timeout=60).status_code == 200
 
 
 def expected_gross(devnet, epoch: dict) -> dict[str, int]:

@@ -33,7 +33,9 @@ def test_a_holder_signs_in_chats_on_its_allotment_and_sees_its_balance(devnet):
     raw = client.chat.completions.with_raw_response.create(model="tiny-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
     reply = raw.parse()
     receipt = reply.model_extra["receipt"]
-    assert receipt["account"] == rc.account_digest(wallet.address) and receipt["lane"] == "included"
+    secret = bytes.fromhex((devnet.data_dir / "account.secret").read_text())  # the coordinator's own: not public
+    assert receipt["account"] == rc.account_digest(wallet.address, secret) and receipt["lane"] == "included"
+    assert receipt["account"] != rc.sha256hex(wallet.address.encode())  # nobody without the secret can link it
     top_tier = 20_000_000  # 10,000 $ONE reaches the top tier
     assert raw.headers["x-one-lane"] == "included" and raw.headers["x-one-balance-unit"] == "credit"
     assert int(raw.headers["x-one-balance"]) == top_tier - receipt["charge"]["amount"]

@@ -48,7 +48,7 @@ def test_embedding_and_image_digests():
 def _receipt(**over):
     fields = dict(
         seq=0, prev=rc.GENESIS_PREV, ts="2026-11-25T00:00:00.000Z", job="j", kind="chat", lane="included",
-        account=rc.account_digest("acct"), model="tiny-chat", request_digest="aa" * 32, output_digest="bb" * 32,
+        account=rc.account_digest("acct", b"k" * 32), model="tiny-chat", request_digest="aa" * 32, output_digest="bb" * 32,
         usage={"input_tokens": 3, "output_tokens": 4}, charge_unit="credit", charge_amount=8,
         worker_id="cc" * 32, worker_sig="dd" * 64, parent=None, coordinator="ee" * 32,
     )  # fmt: skip

@@ -1,0 +1,151 @@
+"""Usage the coordinator counts itself, so a receipt never bills more than was relayed.
+
+A worker's `done` frame claims usage and signs it; a dishonest worker could claim 1,000 output tokens
+for five words. The coordinator counts what it relayed with the model's own tokenizer (the catalog's
+`tokenizer` names where it comes from), counts images and embedding inputs itself, and bills
+`min(claimed, counted)` per counter. The receipt keeps the worker's signed claim in `usage` (its
+attestation must verify), and its `charge` is the rate applied to the billed counts.
+
+Counting generated text again is not exact: the model's end token is not in the text and a tool call's
+wrapper is stripped, so each choice gets one token for its end and each tool call a fixed allowance.
+Where no tokenizer can be loaded the count falls back to UTF-8 bytes, an upper bound for byte-level and
+WordPiece vocabularies, so an honest worker is never billed below its work by a missing tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+from backend.catalog import CatalogModel
+from backend.protocol import receipt as rc
+
+log = logging.getLogger("one.usage")
+
+END_TOKENS_PER_CHOICE = 1  # the end-of-turn token every finished choice generated
+TOOL_CALL_ALLOWANCE = 24  # the call's wrapper (<tool_call>, {"name": ..., "arguments": ...}) around name and arguments
+# A claim above OVERCLAIM_FACTOR * counted + OVERCLAIM_SLACK on a billed counter lowers the worker's reliability.
+OVERCLAIM_FACTOR = 2
+OVERCLAIM_SLACK = 16
+
+
+@dataclass
+class Count:
+    """What the coordinator counted, what it bills, and whether the claim was far above the count."""
+
+    counted: dict[str, int]
+    billed: dict[str, int]
+    overclaimed: bool
+
+
+def billed_keys(model: CatalogModel) -> tuple[str, ...]:
+    """The usage counters the model's rate applies to."""
+    return {
+        "per_1k_output_tokens": ("output_tokens",),
+        "per_1k_input_tokens": ("input_tokens",),
+        "per_image": ("images",),
+        "per_image_plus_output_tokens": ("images", "output_tokens"),
+    }[model.billing]
+
+
+@lru_cache(maxsize=32)
+def tokenizer_counter(source: str | None) -> Callable[[str], int]:
+    """A function counting a text's tokens with the tokenizer named by a catalog `tokenizer` entry:
+    `builtin:tiny` (the dev models' byte-level BPE, built here from its corpus), `package:<module>/<file>`
+    (a tokenizer.json shipped in a Python package), `file:<path>` or `hf:<repo>` (a Hugging Face repo in
+    the local cache). Falls back to UTF-8 bytes when the source is missing or cannot be loaded."""
+    try:
+        tokenizer = _load_tokenizer(source) if source else None
+    except Exception as exc:  # an unreachable hub, a missing package: count bytes, never more than that
+        log.warning("tokenizer %s unavailable (%s): counting UTF-8 bytes instead", source, exc)
+        tokenizer = None
+    if tokenizer is None:
+        return lambda text: len(text.encode("utf-8"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids) if text else 0
+
+
+def _load_tokenizer(source: str):
+    from tokenizers import Tokenizer
+
+    scheme, _, target = source.partition(":")
+    if scheme == "builtin" and target == "tiny":
+        from gpu_worker.tiny_models import tiny_tokenizer  # the dev overlay's models (make run, tests)
+
+        return tiny_tokenizer()
+    if scheme == "package":
+        import importlib.resources
+
+        module, _, name = target.partition("/")
+        package = importlib.import_module(module)
+        root = package.get_model_path() if hasattr(package, "get_model_path") else importlib.resources.files(module)
+        return Tokenizer.from_file(str(root / name))
+    if scheme == "file":
+        return Tokenizer.from_file(target)
+    if scheme == "hf":
+        return Tokenizer.from_pretrained(target)
+    raise ValueError(f"unknown tokenizer source {source!r}")
+
+
+def count_output(model: CatalogModel, task: str, body: dict[str, Any], output: rc.OutputAssembler) -> dict[str, int]:
+    """The usage the coordinator can vouch for from the request and the relayed output."""
+    tokens = tokenizer_counter(model.tokenizer)
+    if task in rc.TEXT_TASKS:
+        out = 0
+        for choice in output.ordered_choices():
+            out += tokens(choice.get("content") or "") + END_TOKENS_PER_CHOICE
+            for call in choice.get("tool_calls") or []:
+                function = call.get("function") or {}
+                out += tokens(function.get("name") or "") + tokens(function.get("arguments") or "") + TOOL_CALL_ALLOWANCE
+        return {"input_tokens": _prompt_tokens(tokens, body), "output_tokens": out, "images": _prompt_images(body)}
+    if task == "embedding":
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts if isinstance(texts, list) else []
+        special = 2  # [CLS] and [SEP] around every input
+        counted = sum(min(tokens(t) + special, model.context) if isinstance(t, str) else min(len(t), model.context) for t in texts)
+        return {"input_tokens": counted, "output_tokens": 0, "images": 0}
+    if task == "image":
+        return {"input_tokens": 0, "output_tokens": 0, "images": len(output.ordered_items())}
+    return {"input_tokens": 0, "output_tokens": 0, "images": 0}
+
+
+def _prompt_tokens(tokens: Callable[[str], int], body: dict[str, Any]) -> int:
+    """Tokens of the prompt's text (messages, or a completion prompt) plus the tools it declares."""
+    per_message = 4  # role markers of a chat template
+    total = 0
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        parts = [content] if isinstance(content, str) else [p.get("text") for p in content or [] if isinstance(p, dict)]
+        total += per_message + sum(tokens(p) for p in parts if isinstance(p, str))
+        for call in message.get("tool_calls") or []:
+            total += tokens(json.dumps(call)) if isinstance(call, dict) else 0
+    prompt = body.get("prompt")
+    for text in [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []:
+        total += tokens(text) if isinstance(text, str) else 0
+    if body.get("tools"):
+        total += tokens(json.dumps(body["tools"])) + 64  # the template's instructions around them
+    return total
+
+
+def _prompt_images(body: dict[str, Any]) -> int:
+    return sum(
+        1
+        for message in body.get("messages") or []
+        if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    )
+
+
+def bill(model: CatalogModel, task: str, body: dict[str, Any], output: rc.OutputAssembler, claimed: dict[str, int]) -> Count:
+    """min(claimed, counted) per counter; `overclaimed` when a billed counter's claim is far above the count."""
+    counted = count_output(model, task, body, output)
+    billed = {k: min(claimed.get(k, 0), counted.get(k, 0)) for k in rc.USAGE_KEYS}
+    over = any(claimed.get(k, 0) > OVERCLAIM_FACTOR * counted.get(k, 0) + OVERCLAIM_SLACK for k in billed_keys(model))
+    return Count(counted=counted, billed=billed, overclaimed=over)
