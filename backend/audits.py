@@ -26,7 +26,7 @@ from backend.scheduler import PRIORITY_INCLUDED, Job, Scheduler
 
 log = logging.getLogger("one.audits")
 AUDITED_TASKS = ("chat", "completion")
-WARMUP_AUDITS = 10  # a worker counts as new until this many audits passed
+_random = random.SystemRandom()  # auditor draws must not be predictable from earlier ones
 BPS = 10_000
 
 
@@ -69,8 +69,12 @@ class Auditor:
             for record in db.exec(select(WorkerRecord).where(WorkerRecord.quarantined == True)).all():  # noqa: E712
                 scheduler.quarantined.add(record.id)
 
+    def established(self, record: WorkerRecord | None) -> bool:
+        """Has a history: at least ONE_AUDIT_WARMUP passed audits and no failed one."""
+        return record is not None and record.audits_passed >= self.settings.audit_warmup and record.audits_failed == 0
+
     def rate(self, record: WorkerRecord | None) -> float:
-        if record is None or record.audits_passed < WARMUP_AUDITS or reliability(record) < 0.9:
+        if not self.established(record) or reliability(record) < 0.9:
             return self.settings.audit_new_rate
         return self.settings.audit_rate
 
@@ -81,36 +85,54 @@ class Auditor:
         worker = receipt["worker"]["id"]
         with session() as db:
             record = db.get(WorkerRecord, worker)
-        if random.random() >= self.rate(record):
+        if _random.random() >= self.rate(record):
             return
         task = asyncio.get_running_loop().create_task(self.audit(job, receipt))
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
-    async def _rerun(self, job: Job, receipt: dict[str, Any], exclude: set[str]) -> tuple[str, str, str] | None:
-        """The request again on another worker: (worker id, output digest, audit receipt hash), or None."""
+    def draw_auditor(self, model: str, exclude: set[str], established_only: bool = False) -> str | None:
+        """A worker serving `model`, drawn at random weighted by its history of passed audits, so a fresh key (a
+        colluder's new identity) is rarely the one asked; `established_only` for the worker that settles a dispute."""
+        candidates = [w.worker_id for w in self.scheduler.routable() if model in w.models and w.worker_id not in exclude]
+        if not candidates:
+            return None
+        with session() as db:
+            records = {wid: db.get(WorkerRecord, wid) for wid in candidates}
+        if established_only:
+            candidates = [wid for wid in candidates if self.established(records[wid])]
+            if not candidates:
+                return None
+        weights = [(records[wid].audits_passed + 1 if records[wid] else 1) * reliability(records[wid]) for wid in candidates]
+        return _random.choices(candidates, weights=weights)[0]
+
+    async def _rerun(self, job: Job, receipt: dict[str, Any], auditor: str) -> tuple[str, str, str] | None:
+        """The request again on the drawn auditor: (worker id, what it produced, audit receipt hash), or None.
+        What it produced = the output digest and the usage it claimed: an audit compares both."""
         from backend.inference import Caller, Finished, InferenceError
 
-        if not any(job.model in w.models for w in self.scheduler.routable() if w.worker_id not in exclude):
-            return None
         caller = Caller(account_id="audit", lane="included", priority=PRIORITY_INCLUDED + 50)
         try:
-            async for event in self.inference.run(job.task, job.body, caller, exclude=frozenset(exclude), audit_of=receipt):
+            async for event in self.inference.run(job.task, job.body, caller, pin=auditor, audit_of=receipt):
                 if isinstance(event, Finished):
-                    return event.receipt["worker"]["id"], event.receipt["output_digest"], event.receipt["hash"]
+                    return event.receipt["worker"]["id"], _claim(event.receipt), event.receipt["hash"]
         except InferenceError as exc:
             log.info("audit re-run of %s failed: %s", receipt["hash"][:12], exc.message)
         return None
 
     async def audit(self, job: Job, receipt: dict[str, Any]) -> str:
-        worker, claimed = receipt["worker"]["id"], receipt["output_digest"]
-        first = await self._rerun(job, receipt, {worker})
+        """Re-run on an auditor drawn by history; a disagreement is settled by a third, established worker (never
+        by new workers alone, so two fresh colluders cannot outvote an honest worker), or stays inconclusive."""
+        worker, claimed = receipt["worker"]["id"], _claim(receipt)
+        first_auditor = self.draw_auditor(job.model, {worker})
+        first = await self._rerun(job, receipt, first_auditor) if first_auditor else None
         runs = [first] if first else []
         verdict, culprit = "inconclusive", None
         if first and first[1] == claimed:
             verdict = "pass"
         elif first:
-            second = await self._rerun(job, receipt, {worker, first[0]})
+            referee = self.draw_auditor(job.model, {worker, first[0]}, established_only=True)
+            second = await self._rerun(job, receipt, referee) if referee else None
             if second:
                 runs.append(second)
                 if second[1] == claimed:  # the first auditor was the odd one out
@@ -122,7 +144,7 @@ class Auditor:
 
     def _record(self, receipt_hash: str, worker: str, runs: list, verdict: str, culprit: str | None) -> None:
         now = time.time()
-        auditors = [{"worker": w, "output_digest": d, "audit_receipt": h} for w, d, h in runs]
+        auditors = [{"worker": w, "output_digest": d.split(":")[0], "audit_receipt": h} for w, d, h in runs]
         with session() as db:
             db.add(AuditRecord(receipt=receipt_hash, worker=worker, auditors=json.dumps(auditors), verdict=verdict, culprit=culprit, at=now))
             touched = {worker} | {w for w, _, _ in runs}
@@ -148,6 +170,12 @@ class Auditor:
         if culprit:
             self.scheduler.quarantine(culprit)
             log.warning("audit of %s: worker %s… failed (output differs from two others); slashed and quarantined", receipt_hash[:12], culprit[:12])
+
+
+def _claim(receipt: dict[str, Any]) -> str:
+    """What two honest runs of a deterministic job agree on: the output digest and the usage claimed."""
+    usage = receipt["usage"]
+    return f"{receipt['output_digest']}:{usage.get('input_tokens', 0)}:{usage.get('output_tokens', 0)}:{usage.get('images', 0)}"
 
 
 def audited_receipts(worker: str) -> set[str]:

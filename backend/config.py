@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # higher rate), the share of a bond a failed audit slashes, and how long an unbonding waits.
     audit_rate: float = 0.02
     audit_new_rate: float = 0.3
+    # Passed audits before a worker counts as established: only established workers settle a dispute.
+    audit_warmup: int = 10
     slash_bps: int = 5000
     unbond_delay_s: int = 86400
     # Agents: the SearxNG-compatible JSON search endpoint of the web_search tool, and Python modules that

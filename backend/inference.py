@@ -97,10 +97,11 @@ class InferenceService:
 
     async def run(
         self, task: str, body: dict[str, Any], caller: Caller, job_id: str | None = None,
-        exclude: frozenset[str] = frozenset(), audit_of: dict[str, Any] | None = None,
+        exclude: frozenset[str] = frozenset(), audit_of: dict[str, Any] | None = None, pin: str | None = None,
     ) -> AsyncIterator[Delta | Finished]:
         """Yield Delta events as the worker streams, then one Finished; raise InferenceError on failure.
-        `audit_of`: this run re-executes that receipt's request (kind "audit", no charge, never on `exclude`)."""  # fmt: skip
+        `audit_of`: this run re-executes that receipt's request (kind "audit", no charge); `pin`: only that worker
+        may run it (the auditor drawn); `exclude`: workers that must not."""  # fmt: skip
         model = self.resolve_model(body["model"], task)
         salt = secrets.token_hex(16)
         now = time.monotonic()
@@ -115,6 +116,7 @@ class InferenceService:
             priority=caller.priority,
             exclude=exclude,
             audit=audit_of is not None,
+            pin=pin,
         )
         hold = await self._hold(caller, model, body, task, job.job_id)
         self.scheduler.submit(job)

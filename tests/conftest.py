@@ -15,8 +15,9 @@ TEST_OUTPUT = REPO / "test-output"
 E2E_ENV = {
     "ONE_INCLUDED_TIERS": "[[100, 3000], [1000, 5000000], [10000, 20000000]]",
     "ONE_PACKAGES_PATH": str(REPO / "tests" / "e2e" / "packages.yaml"),
-    "ONE_AUDIT_NEW_RATE": "0.5",
-    "ONE_UNBOND_DELAY_S": "0",  # bonds come back at the next settlement  # half of a new worker's deterministic jobs are re-run (tests/e2e/test_audits.py)
+    "ONE_AUDIT_NEW_RATE": "0.5",  # half of a new worker's deterministic jobs are re-run (tests/e2e/test_audits.py)
+    "ONE_AUDIT_WARMUP": "2",  # two passed audits make a worker established (able to settle a dispute)
+    "ONE_UNBOND_DELAY_S": "0",  # bonds come back at the next settlement
 }
 
 

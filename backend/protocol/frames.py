@@ -43,7 +43,6 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "request_salt": str,
         "request_digest": str,
         "deadline_ms": int,
-        "audit": bool,
     },
     "delta": {"job_id": str, "n": int, "data": (list, dict)},
     "done": {"job_id": str, "usage": dict, "output_digest": str, "attestation_sig": str},
@@ -146,8 +145,8 @@ def job(
     request_salt: str,
     request_digest: str,
     deadline_ms: int,
-    audit: bool = False,
 ) -> dict[str, Any]:
+    """A job for a worker. Audit re-runs use this same frame: a worker must not be able to tell it is audited."""
     return {
         "type": "job",
         "job_id": job_id,
@@ -157,7 +156,6 @@ def job(
         "request_salt": request_salt,
         "request_digest": request_digest,
         "deadline_ms": deadline_ms,
-        "audit": audit,
     }
 
 

@@ -47,6 +47,7 @@ class Job:
     tried: set[str] = field(default_factory=set)
     exclude: frozenset[str] = frozenset()  # workers that must not run it (an audit never goes to the audited worker)
     audit: bool = False  # a re-execution checking another worker's receipt (never told to the worker)
+    pin: str | None = None  # only this worker may run it (an audit's drawn auditor)
     refused_by: list["WorkerConnection"] = field(default_factory=list)  # workers that blamed the request
     dispatched_at: float = 0.0
     enqueued_at: float = field(default_factory=time.monotonic)
@@ -198,7 +199,7 @@ class Scheduler:
     def _can_fail_over(self, job: Job, failed: str | None = None) -> bool:
         """Before its first delta a job may move to another worker, up to max_attempts workers; after a worker
         error only if some other worker serves the model (the same one would fail the same way)."""
-        if job.started or len(job.tried) >= self.max_attempts:
+        if job.started or len(job.tried) >= self.max_attempts or job.pin is not None:
             return False
         return failed is None or any(
             job.model in w.models and w.worker_id not in job.tried and w.worker_id not in job.exclude for w in self.routable()
@@ -237,7 +238,8 @@ class Scheduler:
         return {"included": included, "dedicated": len(waiting) - included}
 
     def _pick(self, job: Job) -> WorkerConnection | None:
-        candidates = [w for w in self.routable() if job.model in w.models and w.free_slots > 0 and w.worker_id not in job.exclude]
+        candidates = [w for w in self.routable() if job.model in w.models and w.free_slots > 0 and w.worker_id not in job.exclude
+                      and (job.pin is None or w.worker_id == job.pin)]  # fmt: skip
         if job.priority >= PRIORITY_INCLUDED and (reserved := self.reserved_for(job.model)) and self.free_slots(job.model) <= reserved:
             return None  # the last free slots are kept for Dedicated packages
         fresh = [w for w in candidates if w.worker_id not in job.tried]
@@ -278,8 +280,7 @@ class Scheduler:
             request_salt=job.request_salt,
             request_digest=job.request_digest,
             deadline_ms=remaining_ms,
-            audit=job.audit,
-        )
+        )  # nothing on the wire says whether a job is an audit
         asyncio.get_running_loop().create_task(self._send_job(worker, job, frame))
 
     async def _send_job(self, worker: WorkerConnection, job: Job, frame: dict[str, Any]) -> None:
