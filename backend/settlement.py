@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,8 +181,14 @@ def plan_payouts(settings: Settings) -> int:
 # ---- the chain side: anchoring and paying, resumable ----
 
 
+class Unsettled(RuntimeError):
+    """A sent transaction whose outcome is not known yet: keep it, and send that same transaction again later."""
+
+
 class Treasury:
     """Signs with the treasury key; every transaction is signed, stored, then sent."""
+
+    RECEIPT_WAIT_S = 120.0  # how long one run waits for a transaction to be mined
 
     def __init__(self, settings: Settings, w3):
         from eth_account import Account
@@ -197,19 +204,57 @@ class Treasury:
         signed = self.account.sign_transaction(tx)
         return "0x" + bytes(signed.hash).hex().removeprefix("0x"), "0x" + bytes(signed.raw_transaction).hex().removeprefix("0x")
 
-    def send(self, tx_hash: str, raw_tx: str, timeout: float = 120) -> bool:
-        """Broadcast (again, if a crash left it unsent) and wait; True when it succeeded on chain."""
+    def send(self, tx_hash: str, raw_tx: str) -> bool:
+        """True when it succeeded on chain, False when it provably moved nothing (see `outcome`)."""
+        return self.outcome(tx_hash, raw_tx) is None
+
+    def outcome(self, tx_hash: str, raw_tx: str) -> str | None:
+        """Broadcast (again, if a crash left it unsent) and wait. None: it succeeded on chain. A reason: it provably
+        moved nothing and never will (it reverted, or another treasury transaction took its nonce), seen
+        `confirmations` blocks deep, so a new transaction may take its place. Raises Unsettled when neither is
+        known (not mined in time): then only this same transaction may be sent again, never a second one."""
+        from web3.exceptions import TimeExhausted
+
+        receipt = self._receipt(tx_hash)
+        if receipt is None and not self._nonce_taken(raw_tx):
+            try:
+                self.w3.eth.send_raw_transaction(raw_tx)
+            except Exception as exc:  # already in the pool, or already mined under this nonce: the receipt tells
+                log.info("resending %s: %s", tx_hash[:12], exc)
+            try:
+                receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.RECEIPT_WAIT_S)
+            except TimeExhausted:
+                pass
+        if receipt is None:
+            taken = self._nonce_taken(raw_tx)
+            receipt = self._receipt(tx_hash)  # read after the nonce: still none means another transaction holds it
+            if receipt is None and taken:
+                return "it was never mined: another treasury transaction took its nonce"
+            if receipt is None:
+                raise Unsettled(f"sent, not mined within {self.RECEIPT_WAIT_S:g} s")
+        if receipt["status"] == 1:
+            return None
+        if self.w3.eth.block_number - receipt["blockNumber"] + 1 < self.settings.confirmations:
+            raise Unsettled(f"reverted in block {receipt['blockNumber']}, not yet {self.settings.confirmations} blocks deep")
+        return f"it reverted on chain (block {receipt['blockNumber']})"
+
+    def _receipt(self, tx_hash: str):
         from web3.exceptions import TransactionNotFound
 
         try:
-            receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+            return self.w3.eth.get_transaction_receipt(tx_hash)
         except TransactionNotFound:
-            try:
-                self.w3.eth.send_raw_transaction(raw_tx)
-            except Exception as exc:  # already in the pool, or already mined under this nonce
-                log.info("resending %s: %s", tx_hash[:12], exc)
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)
-        return receipt["status"] == 1
+            return None
+
+    def _nonce_taken(self, raw_tx: str) -> bool:
+        """Whether the treasury's transactions `confirmations` blocks deep already used this one's nonce."""
+        import rlp
+
+        raw = bytes.fromhex(raw_tx.removeprefix("0x"))
+        legacy = raw[0] >= 0xC0  # else an EIP-2718 typed transaction: a type byte, then chainId, nonce, ...
+        nonce = int.from_bytes(rlp.decode(raw)[0] if legacy else rlp.decode(raw[1:])[1], "big")
+        deep = self.w3.eth.block_number - self.settings.confirmations + 1
+        return deep >= 0 and self.w3.eth.get_transaction_count(self.account.address, block_identifier=deep) > nonce
 
 
 def anchor_epochs(settings: Settings, w3) -> int:
@@ -235,29 +280,73 @@ def anchor_epochs(settings: Settings, w3) -> int:
     return done
 
 
-def pay(settings: Settings, w3) -> list[Any]:
-    """Pay every due payout and bond refund; resume signed ones first (their stored transaction, same nonce)."""
+PAYABLE = ("signed", "due", "failed")
+
+
+def pay(settings: Settings, w3) -> Counter[str]:
+    """Pay every due payout and bond refund, each on its own: a row that cannot be paid is marked `failed` with
+    its reason and the run goes on to the next; every later run retries it. Signed rows go first (their stored
+    transaction, same nonce). A row gets a new transaction only when its last one provably moved nothing; one
+    whose outcome is unknown stays `signed` and the same transaction is sent again: never two live ones per row.
+    Returns how many rows ended in each status."""
     from backend.chain import token_at
 
     treasury, usdc = Treasury(settings, w3), token_at(w3, settings.usdc_token_address)
-    paid = []
     with session() as db:
-        rows = [*db.exec(select(Payout).where(col(Payout.status).in_(("signed", "due"))).order_by(col(Payout.epoch), col(Payout.worker))).all(),
-                *db.exec(select(BondRefund).where(col(BondRefund.status).in_(("signed", "due"))).order_by(col(BondRefund.id))).all()]  # fmt: skip
+        rows = [*db.exec(select(Payout).where(col(Payout.status).in_(PAYABLE)).order_by(col(Payout.epoch), col(Payout.worker))).all(),
+                *db.exec(select(BondRefund).where(col(BondRefund.status).in_(PAYABLE)).order_by(col(BondRefund.id))).all()]  # fmt: skip
         rows.sort(key=lambda r: r.status != "signed")  # finish interrupted payments before taking new nonces
         for row in rows:
-            if row.status == "due":
-                row.tx_hash, row.raw_tx = treasury.sign(usdc.functions.transfer(w3.to_checksum_address(row.payout_address), row.net))
-                row.status = "signed"
-                db.add(row)
-                db.commit()  # stored before it is sent: a crash from here on resends this very transaction
-            ok = treasury.send(row.tx_hash, row.raw_tx)
-            row.status = "paid" if ok else "failed"
-            db.add(row)
-            db.commit()
-            paid.append(row)
-            log.info("%s: paid %s micro-USDC to %s (%s)", type(row).__name__, row.net, row.payout_address, row.status)
-    return paid
+            _pay_row(db, treasury, usdc, row)
+        return Counter(row.status for row in rows)
+
+
+def _pay_row(db, treasury: Treasury, usdc, row: Payout | BondRefund) -> None:
+    """Move one row on: sign a transfer when it has no live transaction, then send what is stored."""
+    from backend.chain import address_problem
+
+    if row.status != "signed":  # due, or failed by a transaction that provably moved nothing
+        if isinstance(row, Payout):
+            _readdress(db, row)
+        if problem := address_problem(row.payout_address):
+            return _record(db, row, "failed", f"payout address {row.payout_address!r} {problem}")
+        try:
+            row.tx_hash, row.raw_tx = treasury.sign(usdc.functions.transfer(treasury.w3.to_checksum_address(row.payout_address), row.net))
+        except Exception as exc:  # nothing signed, nothing sent: the next run may sign afresh
+            return _record(db, row, "failed", f"transfer not signed: {_reason(exc)}")
+        _record(db, row, "signed", None)  # stored before it is sent: a crash from here on resends this very transaction
+    try:
+        moved_nothing = treasury.outcome(row.tx_hash, row.raw_tx)
+    except Exception as exc:  # sent, outcome unknown: it stays the row's one transaction
+        return _record(db, row, "signed", f"outcome unknown, the same transaction is sent again next run: {_reason(exc)}")
+    if moved_nothing:
+        return _record(db, row, "failed", f"transaction {row.tx_hash} moved nothing: {moved_nothing}; a new one is signed next run")
+    _record(db, row, "paid", None)
+
+
+def _readdress(db, row: Payout) -> None:
+    """A payout planned to an address USDC cannot reach (a row from before hellos were checked) goes to the
+    worker's current payout address once its hello has given a good one."""
+    from backend.chain import address_problem
+
+    worker = db.get(WorkerRecord, row.worker)
+    if address_problem(row.payout_address) and worker and not address_problem(worker.payout_address):
+        row.payout_address = worker.payout_address
+
+
+def _record(db, row: Payout | BondRefund, status: str, failure: str | None) -> None:
+    row.status, row.failure = status, failure[:500] if failure else None
+    db.add(row)
+    db.commit()
+    kind = "payout" if isinstance(row, Payout) else "bond refund"
+    if failure:
+        log.warning("%s of %s micro-USDC to %s: %s (%s)", kind, row.net, row.payout_address, status, failure)
+    else:
+        log.info("%s of %s micro-USDC to %s: %s", kind, row.net, row.payout_address, status)
+
+
+def _reason(exc: Exception) -> str:
+    return (str(exc) or type(exc).__name__)[:300]
 
 
 def plan_refunds(now: float | None = None) -> int:
@@ -353,8 +442,8 @@ def settle(settings: Settings, key: SigningKey, wait_s: float | None = None, on_
         w3 = connect(settings.chain_rpc_url) if settings.chain_rpc_url else None
         anchored = anchor_epochs(settings, w3) if w3 and settings.anchor_address and settings.treasury_key else 0
         planned = plan_payouts(settings) + plan_refunds()
-        paid = pay(settings, w3) if w3 and settings.treasury_key and settings.usdc_token_address else []
-    return {"closed": head, "anchored": anchored, "planned": planned, "paid": len(paid)}
+        sent = pay(settings, w3) if w3 and settings.treasury_key and settings.usdc_token_address else Counter()
+    return {"closed": head, "anchored": anchored, "planned": planned, "paid": sent["paid"], "failed": sent["failed"], "unsettled": sent["signed"]}
 
 
 def payouts(epoch: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -363,6 +452,17 @@ def payouts(epoch: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
         if epoch is not None:
             query = query.where(Payout.epoch == epoch)
         return [r.model_dump(exclude={"raw_tx"}) for r in db.exec(query).all()]
+
+
+def failed_payments(limit: int = 50) -> list[dict[str, Any]]:
+    """Payouts and bond refunds whose last attempt failed or whose outcome is still unknown, with the reason:
+    what an operator may have to fix (fund the treasury...). Every settlement run retries them."""
+    with session() as db:
+        rows = [*db.exec(select(Payout).where(col(Payout.failure).is_not(None)).order_by(col(Payout.epoch).desc()).limit(limit)).all(),
+                *db.exec(select(BondRefund).where(col(BondRefund.failure).is_not(None)).order_by(col(BondRefund.id).desc()).limit(limit)).all()]  # fmt: skip
+        return [{"kind": "payout" if isinstance(r, Payout) else "bond refund", "epoch": getattr(r, "epoch", None), "worker": r.worker,
+                 "payout_address": r.payout_address, "net": r.net, "status": r.status, "tx_hash": r.tx_hash, "failure": r.failure}
+                for r in rows][:limit]  # fmt: skip
 
 
 async def settlement_loop() -> None:

@@ -66,6 +66,24 @@ def token_at(w3, address: str):
     return w3.eth.contract(address=w3.to_checksum_address(address), abi=token_artifact()["abi"])
 
 
+NO_PAYOUT_ADDRESS = ("", "0x")  # what a worker sends to work without payouts (`one worker`'s default): its earnings are withheld
+
+
+def address_problem(address: str) -> str | None:
+    """Why USDC cannot be paid to `address`, or None when it can. It must be 0x and 40 hex digits, carry a
+    matching EIP-55 checksum when it is mixed-case (so a typo shows instead of paying a stranger), and not be
+    the zero address (a transfer there burns the money or reverts)."""
+    from eth_utils import is_checksum_address, is_checksum_formatted_address, is_hex_address
+
+    if not (address.startswith("0x") and is_hex_address(address)):
+        return "is not 0x followed by 40 hex digits"
+    if is_checksum_formatted_address(address) and not is_checksum_address(address):
+        return "is mixed-case but its EIP-55 checksum does not match (a typo?)"
+    if int(address, 16) == 0:
+        return "is the zero address"
+    return None
+
+
 @dataclass
 class Deployment:
     """Where the dev chain's contracts and wallets are (written to the data dir as deployment.json)."""

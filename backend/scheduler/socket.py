@@ -9,6 +9,7 @@ import time
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from backend.chain import NO_PAYOUT_ADDRESS, address_problem
 from backend.protocol import frames
 from backend.scheduler import Scheduler, WorkerConnection
 from backend.settlement import remember_worker
@@ -29,6 +30,9 @@ async def serve_worker(ws: WebSocket, scheduler: Scheduler, coordinator_pubkey: 
             raise frames.ProtocolError("expected a hello frame")
         if not verify_hex(hello["pubkey"], bytes.fromhex(nonce), hello["sig"]):
             raise frames.ProtocolError("hello signature does not verify against the challenge nonce")
+        payout = hello["payout_address"]
+        if payout not in NO_PAYOUT_ADDRESS and (problem := address_problem(payout)):  # refused now, not failing at settlement
+            raise frames.ProtocolError(f'payout_address {payout!r} {problem}; send "0x" to work without payouts')
     except (frames.ProtocolError, asyncio.TimeoutError) as exc:
         reason = str(exc) or "no hello in time"
         await ws.send_text(frames.encode(frames.refused(reason)))
