@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from backend.agents.cli import agent_app
@@ -53,7 +54,7 @@ def settle(
     """Close the open settlement epoch, anchor its Merkle root on chain and pay workers (safe to rerun)."""
     from backend.config import get_settings
     from backend.db import migrate
-    from backend.settlement import SettlementBusy, payouts, settle as run_settlement
+    from backend.settlement import SettlementBusy, failed_payments, payouts, settle as run_settlement
     from backend.signing import load_or_create_key
 
     settings = get_settings()
@@ -66,12 +67,20 @@ def settle(
         raise typer.Exit(3) from None
     closed = result["closed"]
     console.print(f"closed epoch {closed['epoch']} (receipts {closed['first_seq']}..{closed['last_seq']}, root {closed['root'][:16]}…)" if closed else "no new receipts to close")
-    console.print(f"anchored {result['anchored']} epoch root(s); planned {result['planned']} payout(s); sent {result['paid']}")
+    console.print(f"anchored {result['anchored']} epoch root(s); planned {result['planned']} payout(s); paid {result['paid']}, "
+                  f"failed {result['failed']}, outcome unknown {result['unsettled']}")  # fmt: skip
     table = Table("epoch", "worker", "payout address", "receipts", "gross", "tau", "withheld", "net (micro-USDC)", "status", "tx")
     for p in payouts(limit=50):
         table.add_row(str(p["epoch"]), p["worker"][:12], p["payout_address"], str(p["receipts"]), str(p["gross"]), str(p["fee"]),
                       str(p["withheld"]), str(p["net"]), p["status"], (p["tx_hash"] or "")[:14])  # fmt: skip
     console.print(table)
+    failed = failed_payments()
+    if failed:
+        problems = Table("kind", "epoch", "worker", "payout address", "net (micro-USDC)", "status", "reason", title="Not paid yet: retried every run")
+        for f in failed:
+            problems.add_row(f["kind"], "" if f["epoch"] is None else str(f["epoch"]), f["worker"][:12], f["payout_address"], str(f["net"]),
+                             f"[red]{f['status']}", escape(f["failure"]))  # fmt: skip
+        console.print(problems)
 
 
 @app.command("verify-audit")

@@ -1,8 +1,8 @@
 """Lanes: who pays for a request and how much may it cost before it runs.
 
-Included lane: every epoch (a UTC day by default) a signed-in wallet's $ONE holdings are read on
-chain at its first request; the tier it reaches sets its allotment of micro-credits for that epoch
-(no rollover). A request holds its maximum cost (the quote) while it runs; the receipt's exact charge
+Included lane: every epoch (a UTC day by default) a signed-in wallet's $ONE holdings as they stood when
+the epoch began are read on chain at its first request; the tier it reaches sets its allotment of
+micro-credits for that epoch (no rollover). A request holds its maximum cost (the quote) while it runs; the receipt's exact charge
 replaces the hold. When the quote does not fit: HTTP 402 with a machine-readable Dedicated offer.
 """
 
@@ -46,9 +46,9 @@ def quote(model: CatalogModel, body: dict[str, Any], task: str) -> int:
 
 
 class Lanes:
-    def __init__(self, settings: Settings, holdings: Callable[[str], int] | None):
+    def __init__(self, settings: Settings, holdings: Callable[[str, int], int] | None):
         self.settings = settings
-        self.holdings = holdings  # $ONE base units (18 decimals) held by an address, read on chain
+        self.holdings = holdings  # (address, epoch start) -> $ONE base units (18 decimals) it held then, read on chain
         self.tiers = sorted(settings.included_tiers, reverse=True)
 
     def epoch(self, now: float | None = None) -> int:
@@ -69,7 +69,7 @@ class Lanes:
         epoch = self.epoch(now)
         key = f"allot:{account}:{epoch}"
         if not ledger.has_key(key):
-            held = self.holdings(account) if self.holdings else 0
+            held = self.holdings(account, epoch * self.settings.included_epoch_s) if self.holdings else 0
             ledger.grant(key, account, CREDIT, self.allotment_for(held), "allotment", epoch)
         return epoch
 
@@ -121,13 +121,56 @@ def reservations(packages: Packages, now: float | None = None) -> tuple[dict[str
     return reserved, min((expires for _, expires in live if expires is not None), default=math.inf)
 
 
-def chain_holdings(settings: Settings) -> Callable[[str], int] | None:
+def chain_holdings(settings: Settings) -> ChainHoldings | None:
     """Read $ONE balances from the configured chain; None when no chain is configured."""
     if not (settings.chain_rpc_url and settings.one_token_address):
         return None
-    from web3 import Web3
+    from backend.chain import connect
 
-    from backend.chain import connect, token_at
+    return ChainHoldings(connect(settings.chain_rpc_url), settings.one_token_address)
 
-    token = token_at(connect(settings.chain_rpc_url), settings.one_token_address)
-    return lambda account: int(token.functions.balanceOf(Web3.to_checksum_address(account)).call())
+
+class ChainHoldings:
+    """$ONE balances as they stood when an epoch began.
+
+    All allotments of an epoch read the chain at one snapshot block: the last block whose timestamp is before
+    the epoch's start, i.e. the state at the epoch's first instant. Tokens sent to another wallet during the
+    epoch therefore count once, and for the receiver from the next epoch on; and because the block follows
+    from the chain alone, a restarted coordinator or another replica picks the same one. It is found by binary
+    search over block timestamps and cached per epoch. The RPC must serve state that old (an archive node)."""
+
+    def __init__(self, w3, token_address: str):
+        from backend.chain import token_at
+
+        self.w3, self.token = w3, token_at(w3, token_address)
+        self.snapshots: dict[int, int | None] = {}  # epoch start -> snapshot block (None: the token did not exist yet)
+
+    def __call__(self, account: str, epoch_start: int) -> int:
+        block = self.snapshot(epoch_start)
+        if block is None:
+            return 0
+        return int(self.token.functions.balanceOf(self.w3.to_checksum_address(account)).call(block_identifier=block))
+
+    def snapshot(self, epoch_start: int) -> int | None:
+        if epoch_start not in self.snapshots:
+            block = last_block_before(self.w3, epoch_start)
+            self.snapshots[epoch_start] = block if block is not None and self.w3.eth.get_code(self.token.address, block_identifier=block) else None
+        return self.snapshots[epoch_start]
+
+
+def last_block_before(w3, timestamp: int) -> int | None:
+    """The number of the last block whose timestamp is before `timestamp` (None when the chain began later).
+    While no block has reached `timestamp` yet (a dev chain mines only on transactions), that is the latest."""
+    latest = w3.eth.get_block("latest")
+    if latest["timestamp"] < timestamp:
+        return latest["number"]
+    if w3.eth.get_block(0)["timestamp"] >= timestamp:
+        return None
+    low, high = 0, latest["number"]  # block low is before `timestamp`, block high is not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if w3.eth.get_block(middle)["timestamp"] < timestamp:
+            low = middle
+        else:
+            high = middle
+    return low

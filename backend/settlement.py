@@ -229,14 +229,14 @@ class Treasury:
             taken = self._nonce_taken(raw_tx)
             receipt = self._receipt(tx_hash)  # read after the nonce: still none means another transaction holds it
             if receipt is None and taken:
-                return "it was never mined: another treasury transaction took its nonce"
+                return "never mined: another treasury transaction took its nonce"
             if receipt is None:
                 raise Unsettled(f"sent, not mined within {self.RECEIPT_WAIT_S:g} s")
         if receipt["status"] == 1:
             return None
         if self.w3.eth.block_number - receipt["blockNumber"] + 1 < self.settings.confirmations:
             raise Unsettled(f"reverted in block {receipt['blockNumber']}, not yet {self.settings.confirmations} blocks deep")
-        return f"it reverted on chain (block {receipt['blockNumber']})"
+        return f"reverted on chain in block {receipt['blockNumber']}"
 
     def _receipt(self, tx_hash: str):
         from web3.exceptions import TransactionNotFound
@@ -320,7 +320,7 @@ def _pay_row(db, treasury: Treasury, usdc, row: Payout | BondRefund) -> None:
     except Exception as exc:  # sent, outcome unknown: it stays the row's one transaction
         return _record(db, row, "signed", f"outcome unknown, the same transaction is sent again next run: {_reason(exc)}")
     if moved_nothing:
-        return _record(db, row, "failed", f"transaction {row.tx_hash} moved nothing: {moved_nothing}; a new one is signed next run")
+        return _record(db, row, "failed", f"transaction {row.tx_hash} moved nothing ({moved_nothing}); a new one is signed next run")
     _record(db, row, "paid", None)
 
 

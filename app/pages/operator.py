@@ -30,6 +30,7 @@ class OperatorState(rx.State):
     total_receipts: int = 0
     epochs: list[dict[str, str]] = []
     payouts: list[dict[str, str]] = []
+    failed_payments: list[dict[str, str]] = []
     polling: bool = False
 
     @rx.event
@@ -73,7 +74,7 @@ class OperatorState(rx.State):
 
     def _refresh(self):
         from backend.runtime import get_runtime
-        from backend.settlement import epochs, payouts
+        from backend.settlement import epochs, failed_payments, payouts
 
         rt = get_runtime()
         from backend.db import session
@@ -116,6 +117,11 @@ class OperatorState(rx.State):
             {"epoch": str(p["epoch"]), "worker": p["worker"][:12], "to": p["payout_address"][:12], "gross": str(p["gross"]), "tau": str(p["fee"]),
              "withheld": str(p["withheld"]), "net": str(p["net"]), "status": p["status"], "tx": (p["tx_hash"] or "")[:18]}
             for p in payouts(limit=20)
+        ]  # fmt: skip
+        self.failed_payments = [
+            {"kind": f["kind"], "epoch": "" if f["epoch"] is None else str(f["epoch"]), "worker": f["worker"][:12], "to": f["payout_address"],
+             "net": str(f["net"]), "status": f["status"], "reason": f["failure"]}
+            for f in failed_payments(limit=20)
         ]  # fmt: skip
 
 
@@ -174,6 +180,14 @@ def dashboard() -> rx.Component:
         _table(OperatorState.epochs, ["epoch", "receipts", "root", "closed", "anchor"], "epochs-table"),
         rx.heading("Payouts (micro-USDC, net of tau)", size="4"),
         _table(OperatorState.payouts, ["epoch", "worker", "to", "gross", "tau", "withheld", "net", "status", "tx"], "payouts-table"),
+        rx.cond(
+            OperatorState.failed_payments.length() > 0,
+            rx.vstack(
+                rx.heading("Not paid yet (retried every settlement run)", size="4", color_scheme="red"),
+                _table(OperatorState.failed_payments, ["kind", "epoch", "worker", "to", "net", "status", "reason"], "failed-payments-table"),
+                width="100%",
+            ),
+        ),
         rx.text("`one settle` closes the open epoch and pays now; the coordinator also settles every ONE_SETTLEMENT_EPOCH_S.",
                 color_scheme="gray", id="settlement-note"),  # fmt: skip
         spacing="4",

@@ -33,7 +33,8 @@ def chain():
     one = token_at(w3, deployment.one_token)
     for wallet, amount in ((whale, 1_500 * 10**18), (minnow, 150 * 10**18)):
         w3.eth.wait_for_transaction_receipt(one.functions.mint(wallet, amount).transact({"from": deployer}))
-    return {"whale": whale, "minnow": minnow, "nobody": w3.eth.accounts[5], "holdings": lambda a: one.functions.balanceOf(a).call()}
+    # Holdings read now, not at the epoch's start: these tests meter; tests/adversarial checks the snapshot block.
+    return {"whale": whale, "minnow": minnow, "nobody": w3.eth.accounts[5], "holdings": lambda a, epoch_start: one.functions.balanceOf(a).call()}
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ def test_ledger_debits_equal_receipt_charges_and_never_go_negative(service, chai
         peer = Peer(service.scheduler)
         await service.scheduler.register(peer.conn)
         account = "0x" + uuid.uuid4().hex[:40]
-        service.lanes.holdings = lambda a: 150 * 10**18 if a == account else chain["holdings"](a)
+        service.lanes.holdings = lambda a, start: 150 * 10**18 if a == account else chain["holdings"](a, start)
         epoch = service.lanes.ensure_allotment(account)
         charges = 0
         for max_tokens, used, fail in stream:

@@ -14,6 +14,7 @@ import pytest
 
 from backend.chain import token_at
 from backend.chain.devchain import dev_accounts
+from backend.demo import sign_in
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.holds_capacity]  # runs late: it adds (then quarantines) a third worker
@@ -65,9 +66,10 @@ def test_model_substitution_is_caught_slashed_and_routed_around(devnet, tmp_path
     assert worker_record(devnet, cheater)["bond"] == 40 * 10**6
 
     audited_cheater = 0
+    metered = {"authorization": f"Bearer {sign_in(devnet.url, dev_accounts(5)[4])}"}  # paid work, so settlement has earnings to withhold
     for i in range(200):  # deterministic requests (temperature 0): the ones audits can re-run
         body = {"model": "tiny-chat", "messages": [{"role": "user", "content": f"audit me {i}"}], "max_tokens": 6, "temperature": 0}
-        reply = httpx.post(f"{devnet.url}/v1/chat/completions", json=body, timeout=120)
+        reply = httpx.post(f"{devnet.url}/v1/chat/completions", json=body, headers=metered, timeout=120)
         assert reply.status_code == 200, reply.text
         time.sleep(0.3)
         record = worker_record(devnet, cheater)
