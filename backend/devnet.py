@@ -56,11 +56,12 @@ class Devnet:
     coordinator_extra_env: dict[str, str] = field(default_factory=dict)  # kept for restarts
     worker_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def start_chain(self, port: int) -> Deployment:
-        """anvil with the test tokens deployed; the coordinator started after this is pointed at it."""
+    def start_chain(self, port: int, holders: dict[str, int] | None = None) -> Deployment:
+        """anvil with the test tokens deployed; the coordinator started after this is pointed at it. `holders`:
+        wallets given whole $ONE before today's Included epoch began (see DevChain.ensure_deployed)."""
         self.chain = DevChain(port=port, data_dir=self.data_dir / "chain")
         self.chain.start()
-        deployment = self.chain.ensure_deployed()
+        deployment = self.chain.ensure_deployed(holders)
         self.chain_env = {
             "ONE_CHAIN_RPC_URL": self.chain.rpc_url,
             "ONE_CHAIN_ID": str(deployment.chain_id),

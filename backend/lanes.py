@@ -135,9 +135,10 @@ class ChainHoldings:
 
     All allotments of an epoch read the chain at one snapshot block: the last block whose timestamp is before
     the epoch's start, i.e. the state at the epoch's first instant. Tokens sent to another wallet during the
-    epoch therefore count once, and for the receiver from the next epoch on; and because the block follows
-    from the chain alone, a restarted coordinator or another replica picks the same one. It is found by binary
-    search over block timestamps and cached per epoch. The RPC must serve state that old (an archive node)."""
+    epoch therefore count once, and for the receiver from the next epoch on. The block follows from the chain
+    alone (a restarted coordinator or another replica finds the same one); it is found by binary search over
+    block timestamps and cached per epoch, so it also stays put while the chain has no block of the new epoch
+    yet. The RPC must serve state that old (an archive node; the dev chain keeps its history)."""
 
     def __init__(self, w3, token_address: str):
         from backend.chain import token_at
@@ -149,12 +150,17 @@ class ChainHoldings:
         block = self.snapshot(epoch_start)
         if block is None:
             return 0
-        return int(self.token.functions.balanceOf(self.w3.to_checksum_address(account)).call(block_identifier=block))
+        try:
+            return int(self.token.functions.balanceOf(self.w3.to_checksum_address(account)).call(block_identifier=block))
+        except Exception as exc:
+            raise RuntimeError(f"cannot read $ONE balances at block {block}, where this Included epoch began "
+                               f"(the chain RPC must serve historical state, as an archive node does): {exc}") from exc  # fmt: skip
 
     def snapshot(self, epoch_start: int) -> int | None:
         if epoch_start not in self.snapshots:
             block = last_block_before(self.w3, epoch_start)
-            self.snapshots[epoch_start] = block if block is not None and self.w3.eth.get_code(self.token.address, block_identifier=block) else None
+            exists = block is not None and self.w3.eth.get_code(self.token.address, block_identifier=block)
+            self.snapshots.setdefault(epoch_start, block if exists else None)  # racing threads all keep the first
         return self.snapshots[epoch_start]
 
 

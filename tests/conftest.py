@@ -21,6 +21,24 @@ E2E_ENV = {
 }
 
 
+def small_holder(name: str):
+    """A test wallet with its own key (not an unlocked dev account), known before the devnet starts."""
+    import hashlib
+
+    from eth_account import Account
+
+    return Account.from_key(hashlib.sha256(f"one test wallet: {name}".encode()).digest())
+
+
+def small_holders() -> dict[str, int]:
+    """Allotments read $ONE at the Included epoch's start, so wallets of a chosen tier are funded before it began
+    (the dev chain starts backdated): 150 $ONE is the 3000 micro-credit tier of E2E_ENV. The web app's upsell
+    test signs with dev account 7 (anvil signs for it); the Dedicated flow with a key of its own."""
+    from backend.chain.devchain import dev_accounts
+
+    return {small_holder("dedicated-flow").address: 150, dev_accounts(8)[7].address: 150}
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that buy a Dedicated package keep worker slots reserved for the rest of the session: run them
     late. Tests that start their own coordinator rebuild .web for their port: run them after everything else."""
@@ -60,7 +78,7 @@ def devnet(tmp_path_factory, tiny_models, test_output):
     data_dir = tmp_path_factory.mktemp("one-data")
     net = Devnet(port=free_port(), data_dir=data_dir, log_dir=test_output / "logs")
     try:
-        net.deployment = net.start_chain(free_port())  # type: ignore[attr-defined]
+        net.deployment = net.start_chain(free_port(), small_holders())  # type: ignore[attr-defined]
         net.start_coordinator(extra_env=E2E_ENV)
         from backend.chain.devchain import dev_accounts
 

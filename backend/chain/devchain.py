@@ -13,6 +13,9 @@ from backend.npm_tools import REPO, npm_tool
 DEV_CHAIN_ID = 31337
 DEMO_WALLETS = 3  # dev accounts 2..4; account 0 deploys, account 1 is the treasury
 TREASURY_FLOAT = 1_000_000 * 10**USDC_DECIMALS  # dev USDC the treasury pays Included-lane work from
+# A fresh dev chain's history starts this far back: the demo wallets are funded then, so they held their $ONE
+# when today's Included epoch began (allotments read balances at the epoch's start, backend/lanes.py).
+BACKDATE_S = 7 * 86400
 
 
 def anvil_path() -> str:
@@ -53,9 +56,11 @@ class DevChain:
         """Run anvil (state loaded from and saved to the data dir) and wait for its RPC."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "anvil.log", "ab")
+        genesis = [] if self.state_file.exists() else ["--timestamp", str(int(time.time()) - BACKDATE_S)]
         self.process = subprocess.Popen(
             [anvil_path(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(DEV_CHAIN_ID),
-             "--mnemonic", DEV_MNEMONIC, "--state", str(self.state_file), "--state-interval", "2"],
+             "--mnemonic", DEV_MNEMONIC, "--state", str(self.state_file), "--state-interval", "2",
+             "--preserve-historical-states", *genesis],  # old state stays readable after a restart: allotments read it
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         w3 = self.web3()
@@ -74,9 +79,11 @@ class DevChain:
     def web3(self):
         return connect(self.rpc_url)
 
-    def ensure_deployed(self) -> Deployment:
+    def ensure_deployed(self, holders: dict[str, int] | None = None) -> Deployment:
         """Reuse the deployment when its contracts are on chain, else deploy the tokens and fund demo wallets;
-        add the EpochAnchor (owned by the treasury, which anchors and pays) and the treasury's USDC float."""
+        add the EpochAnchor (owned by the treasury, which anchors and pays) and the treasury's USDC float.
+        `holders` (address -> whole $ONE) are minted while a fresh chain is still backdated, so they held
+        their $ONE when today's Included epoch began (tests use it for wallets of a chosen tier)."""
         w3 = self.web3()
         accounts = dev_accounts(2 + DEMO_WALLETS)
         deployment = Deployment.load(self.deployment_file) if self.deployment_file.exists() else None
@@ -94,6 +101,14 @@ class DevChain:
             usdc = token_at(w3, deployment.usdc_token)
             w3.eth.wait_for_transaction_receipt(usdc.functions.mint(deployment.treasury, TREASURY_FLOAT).transact({"from": deployment.deployer}))
         deployment.save(self.deployment_file)
+        backdated = w3.eth.get_block("latest")["timestamp"] < time.time() - 60
+        if backdated and holders:
+            one = token_at(w3, deployment.one_token)
+            for address, tokens in holders.items():
+                w3.eth.wait_for_transaction_receipt(one.functions.mint(address, tokens * 10**ONE_DECIMALS).transact({"from": deployment.deployer}))
+        if backdated:  # a backdated fresh chain: from here on, block times are now
+            w3.provider.make_request("evm_setNextBlockTimestamp", [int(time.time())])  # from here on, block times are now
+            w3.provider.make_request("evm_mine", [])
         return deployment
 
     def stop(self) -> None:

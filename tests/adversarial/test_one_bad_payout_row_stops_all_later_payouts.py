@@ -26,7 +26,7 @@ from backend.db.models import Payout, WorkerRecord
 from backend.protocol import frames
 from backend.scheduler import Scheduler
 from backend.scheduler.socket import serve_worker
-from backend.settlement import Treasury, pay, remember_worker
+from backend.settlement import Treasury, failed_payments, pay, remember_worker
 from backend.signing import public_hex, sign_hex
 
 CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # the EIP-55 example address
@@ -143,11 +143,11 @@ def _rows() -> dict[str, Payout]:
         return {r.worker: r for r in db.exec(select(Payout)).all()}
 
 
-@pytest.fixture
-def chain(sqlite_db, monkeypatch) -> Chain:
+@pytest.fixture(params=["sqlite_db", "postgres_db"])
+def chain(request, monkeypatch) -> Chain:
+    request.getfixturevalue(request.param)
     monkeypatch.setattr(Treasury, "RECEIPT_WAIT_S", 2, raising=False)  # the in-process chain mines at once; don't wait minutes
     return Chain()
-
 
 
 @pytest.mark.parametrize("cause", ["bad_address", "treasury_short", "reverted_on_chain", "nonce_taken"])
@@ -205,3 +205,23 @@ def test_a_payout_whose_outcome_is_unknown_is_sent_again_never_signed_twice(chai
     again = _rows()[a]
     assert again.status == "paid" and again.tx_hash == row.tx_hash and again.failure is None  # the same transaction, not a second one
     assert chain.balances()[a] == USDC
+
+
+def test_one_settle_and_the_operator_dashboard_show_failed_rows_with_their_reasons(chain, monkeypatch):
+    from typer.testing import CliRunner
+
+    from backend.cli import app
+
+    a, b, c = WORKERS
+    chain.plan({a: USDC, b: 2 * FLOAT, c: USDC})
+    pay(chain.settings, chain.w3)
+    failed = failed_payments()  # what the dashboard's "Not paid yet" table and `one settle` list
+    assert [(f["kind"], f["worker"], f["status"]) for f in failed] == [("payout", b, "failed")]
+    assert "balance too low" in failed[0]["failure"]
+
+    result = {"closed": None, "anchored": 0, "planned": 0, "paid": 2, "failed": 1, "unsettled": 0}
+    monkeypatch.setattr("backend.settlement.settle", lambda *args, **kwargs: result)  # this run's outcome; the rows are the real ones
+    monkeypatch.setattr("backend.cli.console.width", 400)
+    out = CliRunner().invoke(app, ["settle", "--wait", "0"])
+    assert out.exit_code == 0, out.output
+    assert "paid 2, failed 1" in out.output and "Not paid yet" in out.output and "balance too low" in out.output

@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-from eth_account import Account
 
 from backend.chain import token_at
 from backend.demo import sign_in
+from tests.conftest import small_holder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.holds_capacity]
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -30,9 +30,9 @@ def _send(w3, wallet, call) -> str:
 def test_holder_hits_402_buys_pro_and_jumps_the_queue(devnet):
     w3, d = devnet.chain.web3(), devnet.deployment
     one, usdc = token_at(w3, d.one_token), token_at(w3, d.usdc_token)
-    wallet = Account.create()
+    wallet = small_holder("dedicated-flow")  # held 150 $ONE when the Included epoch began (tests/conftest.py)
+    assert one.functions.balanceOf(wallet.address).call() == 150 * 10**18
     w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": d.deployer, "to": wallet.address, "value": 10**18}))
-    w3.eth.wait_for_transaction_receipt(one.functions.mint(wallet.address, 150 * 10**18).transact({"from": d.deployer}))
     w3.eth.wait_for_transaction_receipt(usdc.functions.mint(wallet.address, 30 * 10**6).transact({"from": d.deployer}))
 
     # Included lane: 150 $ONE is the 3000 micro-credit tier (tests/conftest.py); one 1000-token answer costs 2000.

@@ -319,8 +319,8 @@ def test_dev_wallet_signs_in_without_an_extension(browser, devnet, shots):
 
 @pytest.mark.holds_capacity
 def test_holder_spends_out_sees_the_upsell_and_buys_a_package_with_the_wallet(browser, devnet, shots):
-    address = dev_account(7)
-    fund(devnet, address, one_tokens=150, usdc=10)  # the 3000 micro-credit tier; Starter costs 5 USDC
+    address = dev_account(7)  # held 150 $ONE (the 3000 micro-credit tier) when the epoch began (tests/conftest.py)
+    fund(devnet, address, one_tokens=0, usdc=10)  # Starter costs 5 USDC
     context = wallet_context(browser, devnet, address)
     page = context.new_page()
     page.set_viewport_size({"width": 1280, "height": 860})
