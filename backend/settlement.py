@@ -25,6 +25,7 @@ from nacl.signing import SigningKey
 from sqlalchemy import literal
 from sqlmodel import col, select
 
+from backend.chain import address_problem
 from backend.config import Settings
 from backend.db import get_engine, session
 from backend.db.models import BondRefund, EpochHead, LedgerEntry, Payout, ReceiptRecord, WorkerRecord
@@ -140,14 +141,10 @@ def tally(receipts: Iterable[dict[str, Any]], debited: Mapping[str, int], payout
     out = []
     for worker in sorted(gross):
         address = payout_addresses.get(worker, "")
-        withheld = held.get(worker, 0) if _is_address(address) else gross[worker]
+        withheld = held.get(worker, 0) if address_problem(address) is None else gross[worker]
         fee = (gross[worker] - withheld) * fee_bps // BPS
         out.append(Earning(worker, address, counts[worker], gross[worker], fee, withheld))
     return out
-
-
-def _is_address(address: str) -> bool:
-    return len(address) == 42 and address.startswith("0x") and address != "0x" + "0" * 40
 
 
 def plan_payouts(settings: Settings) -> int:
@@ -303,8 +300,6 @@ def pay(settings: Settings, w3) -> Counter[str]:
 
 def _pay_row(db, treasury: Treasury, usdc, row: Payout | BondRefund) -> None:
     """Move one row on: sign a transfer when it has no live transaction, then send what is stored."""
-    from backend.chain import address_problem
-
     if row.status != "signed":  # due, or failed by a transaction that provably moved nothing
         if isinstance(row, Payout):
             _readdress(db, row)
@@ -327,8 +322,6 @@ def _pay_row(db, treasury: Treasury, usdc, row: Payout | BondRefund) -> None:
 def _readdress(db, row: Payout) -> None:
     """A payout planned to an address USDC cannot reach (a row from before hellos were checked) goes to the
     worker's current payout address once its hello has given a good one."""
-    from backend.chain import address_problem
-
     worker = db.get(WorkerRecord, row.worker)
     if address_problem(row.payout_address) and worker and not address_problem(worker.payout_address):
         row.payout_address = worker.payout_address

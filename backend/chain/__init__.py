@@ -66,7 +66,9 @@ def token_at(w3, address: str):
     return w3.eth.contract(address=w3.to_checksum_address(address), abi=token_artifact()["abi"])
 
 
-NO_PAYOUT_ADDRESS = ("", "0x")  # what a worker sends to work without payouts (`one worker`'s default): its earnings are withheld
+# What a worker sends to work without payouts (`one worker`'s default is the zero address): its earnings are
+# withheld, never sent there.
+NO_PAYOUT_ADDRESS = ("", "0x", "0x" + "0" * 40)
 
 
 def address_problem(address: str) -> str | None:
