@@ -139,8 +139,18 @@ class Auditor:
                     verdict, culprit = "fail", first[0]
                 elif second[1] == first[1]:
                     verdict, culprit = "fail", worker
+        if culprit is not None and not await asyncio.to_thread(self._outweighs, {worker, first[0], second[0]} - {culprit}, culprit):
+            verdict, culprit = "inconclusive", None
         await asyncio.to_thread(self._record, receipt["hash"], worker, runs, verdict, culprit)
         return verdict
+
+    @staticmethod
+    def _outweighs(majority: set[str], culprit: str) -> bool:
+        """A conviction needs the agreeing pair's passed audits, together, to reach the convicted worker's: keys
+        that farmed a short record (colluders auditing each other) cannot outvote a long-standing worker."""
+        with session() as db:
+            passed = {wid: (record.audits_passed if (record := db.get(WorkerRecord, wid)) else 0) for wid in majority | {culprit}}
+        return sum(passed[w] for w in majority) >= passed[culprit]
 
     def _record(self, receipt_hash: str, worker: str, runs: list, verdict: str, culprit: str | None) -> None:
         now = time.time()
@@ -149,7 +159,7 @@ class Auditor:
             db.add(AuditRecord(receipt=receipt_hash, worker=worker, auditors=json.dumps(auditors), verdict=verdict, culprit=culprit, at=now))
             touched = {worker} | {w for w, _, _ in runs}
             for wid in touched:
-                record = db.get(WorkerRecord, wid)
+                record = db.get(WorkerRecord, wid, with_for_update=True)  # a bond claim may be adding to it right now
                 if record is None:
                     continue
                 if verdict == "pass":

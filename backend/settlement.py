@@ -349,7 +349,7 @@ def plan_refunds(now: float | None = None) -> int:
     now = time.time() if now is None else now
     with session() as db:
         due = db.exec(select(WorkerRecord).where(col(WorkerRecord.unbond_at) <= now, WorkerRecord.bond > 0, WorkerRecord.quarantined == False,  # noqa: E712
-                                                 col(WorkerRecord.bond_payer).is_not(None))).all()  # fmt: skip
+                                                 col(WorkerRecord.bond_payer).is_not(None)).with_for_update()).all()  # fmt: skip
         for record in due:  # the bond moves to a refund row in the same transaction: never refunded twice
             db.add(BondRefund(worker=record.id, payout_address=record.bond_payer, net=record.bond, status="due", at=now))
             record.bond, record.unbond_at = 0, None

@@ -6,7 +6,9 @@ frame (the old frame said so) or because they sent the audited request themselve
 job with that same body comes back after it was answered.
 
 Audit jobs are now ordinary jobs on the wire, auditors are drawn at random weighted by passed audits,
-and a dispute is only settled by an established worker, never by new workers alone.
+a dispute is only settled by an established worker, never by new workers alone, and a conviction needs
+the agreeing pair's passed audits to reach the convicted worker's: the colluders farm a record by
+auditing each other honestly (they may become "established" within this test), and still cannot outvote.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ async def test_two_colluders_never_get_the_honest_worker_slashed(sqlite_db):
     service = await _network()
     honest = await Peer(service.scheduler).join()
     colluders = [await Peer(service.scheduler).join() for _ in range(2)]
-    _set_record(honest.id, audits_passed=20)  # an honest worker with a history of passed audits
+    _set_record(honest.id, audits_passed=100)  # an honest worker with a long history of passed audits
     answered: set[str] = set()  # probes the colluders sent as clients and saw answered
     served_by_us: set[str] = set()
     frames_seen: list[dict] = []
@@ -80,7 +82,8 @@ async def test_two_colluders_never_get_the_honest_worker_slashed(sqlite_db):
             await asyncio.gather(*list(service.auditor.running))
     with session() as db:
         audits = db.exec(select(AuditRecord)).all()
-    assert any(a.worker == honest.id for a in audits)  # the honest worker was audited, by the colluders
+    of_honest = [a for a in audits if a.worker == honest.id]
+    assert of_honest and all(a.verdict == "inconclusive" for a in of_honest)  # audited by the colluders, who lied every time
     assert _record(honest.id).audits_failed == 0 and not _record(honest.id).quarantined
     assert honest.id not in service.scheduler.quarantined
     assert all(set(f) == set(frames_seen[0]) and "audit" not in f for f in frames_seen)  # audits look like any job
