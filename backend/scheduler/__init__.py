@@ -196,12 +196,12 @@ class Scheduler:
         job.finished = True
         job.events.put_nowait(("error", "worker_lost", f"the worker serving this request went away ({reason})"))
 
-    def _can_fail_over(self, job: Job, failed: str | None = None) -> bool:
+    def _can_fail_over(self, job: Job, after_error: bool = False) -> bool:
         """Before its first delta a job may move to another worker, up to max_attempts workers; after a worker
         error only if some other worker serves the model (the same one would fail the same way)."""
         if job.started or len(job.tried) >= self.max_attempts or job.pin is not None:
             return False
-        return failed is None or any(
+        return not after_error or any(
             job.model in w.models and w.worker_id not in job.tried and w.worker_id not in job.exclude for w in self.routable()
         )
 
@@ -320,7 +320,7 @@ class Scheduler:
             else:
                 self.admit(worker, ok=False)
             job.worker = None
-            if self._can_fail_over(job, failed=worker.worker_id):  # like a disconnect: the caller never sees it
+            if self._can_fail_over(job, after_error=True):  # like a disconnect: the caller never sees it
                 log.info("job %s: worker %s… failed before its first delta (%s), re-dispatching", job.job_id, worker.worker_id[:12], frame["code"])
                 self._enqueue(job)
             else:
