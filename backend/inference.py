@@ -212,7 +212,7 @@ class InferenceService:
         # nothing, so settlement, which pays only debited charges, never pays for them.
         if hold is not None and model.charge(usage) > hold.amount:  # a claim the request's own limits rule out
             raise InferenceError(502, "Worker reported more usage than the request allows.", "worker_bad_usage", type_="server_error")
-        count = bill(model, job.task, job.body, output, usage)
+        count = await asyncio.to_thread(bill, model, job.task, job.body, output, usage)  # tokenizing is CPU work: off the loop
         if count.overclaimed:
             await asyncio.to_thread(record_overclaim, worker.worker_id, self.scheduler)
         charge = model.charge(count.billed) if hold is not None and audit_of is None else 0

@@ -104,3 +104,15 @@ async def test_an_audit_compares_claimed_usage_too(sqlite_db):
     while service.auditor.running:
         await asyncio.gather(*list(service.auditor.running))
     assert _record(padder.id).audits_failed == 1 and padder.id in service.scheduler.quarantined
+
+
+async def test_auditors_are_drawn_by_their_record_so_a_fresh_key_is_rarely_asked(sqlite_db):
+    service = await _network()
+    veteran = await Peer(service.scheduler).join()
+    fresh = await Peer(service.scheduler).join()
+    audited = await Peer(service.scheduler).join()
+    _set_record(veteran.id, audits_passed=200)
+    draws = [service.auditor.draw_auditor("tiny-chat", {audited.id}) for _ in range(1000)]
+    assert set(draws) <= {veteran.id, fresh.id}  # never the audited worker itself
+    assert draws.count(fresh.id) < 50  # drawn by record: a fresh key about 1 time in 202
+    assert service.auditor.draw_auditor("tiny-chat", {audited.id}, established_only=True) == veteran.id

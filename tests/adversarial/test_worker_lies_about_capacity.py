@@ -67,3 +67,12 @@ async def test_an_invalid_request_claim_is_believed_until_another_worker_serves_
     events = await run_chat(service, INCLUDED)  # both idle: the first to join gets it first
     assert refused and isinstance(events[-1], Finished) and events[-1].receipt["worker"]["id"] == honest.id
     assert liar.conn.failed == 1  # its "your request is invalid" was a lie: the honest worker served it
+
+
+async def test_a_worker_that_sits_on_jobs_until_the_deadline_loses_weight(sqlite_db):
+    service = make_service(job_deadline_s=1.0)
+    sitter = await Peer(service.scheduler, slots=4).join()  # takes the job and never answers
+    with pytest.raises(InferenceError) as err:
+        await run_chat(service, INCLUDED)
+    assert err.value.code == "timeout"
+    assert sitter.conn.failed == 1 and sitter.conn.health < 1 and sitter.conn.slots == START_SLOTS // 2
