@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable
 
-import pytest
 from nacl.signing import SigningKey
-
-from tests.backend.conftest import ACCOUNT_SECRET, postgres_db, sqlite_db  # noqa: F401  (fixtures)
 
 from backend.catalog import load_catalog
 from backend.config import Settings
@@ -25,6 +22,8 @@ from backend.receipts import ReceiptLog
 from backend.scheduler import Scheduler, WorkerConnection
 from backend.settlement import remember_worker
 from backend.signing import public_hex, sign_hex
+from tests.adversarial.money import database, money  # noqa: F401  (fixtures: the money routes over HTTP)
+from tests.backend.conftest import ACCOUNT_SECRET, postgres_db, sqlite_db  # noqa: F401  (fixtures)
 
 TINY_CHAT = {"id": "tiny-chat", "max_context": 2048, "tasks": ["chat", "completion"]}
 
@@ -85,6 +84,3 @@ def make_service(**overrides: Any) -> InferenceService:
 async def run_chat(service: InferenceService, caller: Caller, text: str = "hi", **body: Any) -> list:
     request = {"model": "tiny-chat", "messages": [{"role": "user", "content": text}], **body}
     return [event async for event in service.run("chat", request, caller)]
-
-
-from tests.adversarial.money import database, money  # noqa: E402, F401  (fixtures: the money routes over HTTP)

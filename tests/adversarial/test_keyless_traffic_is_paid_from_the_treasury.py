@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from nacl.signing import SigningKey
 from sqlmodel import select

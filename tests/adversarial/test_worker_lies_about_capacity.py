@@ -7,8 +7,6 @@ fails over like a disconnect; errors and timeouts lower a worker's routing weigh
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from backend.inference import Caller, Finished, InferenceError
