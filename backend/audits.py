@@ -22,6 +22,7 @@ from sqlmodel import select
 from backend.config import Settings
 from backend.db import session
 from backend.db.models import AuditRecord, WorkerRecord
+from backend.protocol import receipt as rc
 from backend.scheduler import PRIORITY_INCLUDED, Job, Scheduler
 
 log = logging.getLogger("one.audits")
@@ -106,7 +107,7 @@ class Auditor:
         weights = [(records[wid].audits_passed + 1 if records[wid] else 1) * reliability(records[wid]) for wid in candidates]
         return _random.choices(candidates, weights=weights)[0]
 
-    async def _rerun(self, job: Job, receipt: dict[str, Any], auditor: str) -> tuple[str, str, str] | None:
+    async def _rerun(self, job: Job, receipt: dict[str, Any], auditor: str) -> tuple[str, tuple, str] | None:
         """The request again on the drawn auditor: (worker id, what it produced, audit receipt hash), or None.
         What it produced = the output digest and the usage it claimed: an audit compares both."""
         from backend.inference import Caller, Finished, InferenceError
@@ -124,14 +125,14 @@ class Auditor:
         """Re-run on an auditor drawn by history; a disagreement is settled by a third, established worker (never
         by new workers alone, so two fresh colluders cannot outvote an honest worker), or stays inconclusive."""
         worker, claimed = receipt["worker"]["id"], _claim(receipt)
-        first_auditor = self.draw_auditor(job.model, {worker})
+        first_auditor = await asyncio.to_thread(self.draw_auditor, job.model, {worker})
         first = await self._rerun(job, receipt, first_auditor) if first_auditor else None
         runs = [first] if first else []
         verdict, culprit = "inconclusive", None
         if first and first[1] == claimed:
             verdict = "pass"
         elif first:
-            referee = self.draw_auditor(job.model, {worker, first[0]}, established_only=True)
+            referee = await asyncio.to_thread(self.draw_auditor, job.model, {worker, first[0]}, established_only=True)
             second = await self._rerun(job, receipt, referee) if referee else None
             if second:
                 runs.append(second)
@@ -154,7 +155,7 @@ class Auditor:
 
     def _record(self, receipt_hash: str, worker: str, runs: list, verdict: str, culprit: str | None) -> None:
         now = time.time()
-        auditors = [{"worker": w, "output_digest": d.split(":")[0], "audit_receipt": h} for w, d, h in runs]
+        auditors = [{"worker": w, "output_digest": claim[0], "audit_receipt": h} for w, claim, h in runs]
         with session() as db:
             db.add(AuditRecord(receipt=receipt_hash, worker=worker, auditors=json.dumps(auditors), verdict=verdict, culprit=culprit, at=now))
             touched = {worker} | {w for w, _, _ in runs}
@@ -182,10 +183,9 @@ class Auditor:
             log.warning("audit of %s: worker %s… failed (output differs from two others); slashed and quarantined", receipt_hash[:12], culprit[:12])
 
 
-def _claim(receipt: dict[str, Any]) -> str:
+def _claim(receipt: dict[str, Any]) -> tuple:
     """What two honest runs of a deterministic job agree on: the output digest and the usage claimed."""
-    usage = receipt["usage"]
-    return f"{receipt['output_digest']}:{usage.get('input_tokens', 0)}:{usage.get('output_tokens', 0)}:{usage.get('images', 0)}"
+    return (receipt["output_digest"], *(receipt["usage"].get(k, 0) for k in rc.USAGE_KEYS))
 
 
 def audited_receipts(worker: str) -> set[str]:

@@ -200,11 +200,6 @@ def package_live(account: str, package: str | None, now: float | None = None) ->
     return any(expires_at is None or expires_at > now for expires_at in keys)
 
 
-def active_packages(now: float | None = None) -> list[str]:
-    """Package ids of every unexpired Dedicated key."""
-    return [package for package, _ in live_packages(now)]
-
-
 def live_packages(now: float | None = None) -> list[tuple[str, float | None]]:
     """(package id, expiry) of every unexpired Dedicated key (for reserved concurrency)."""
     now = time.time() if now is None else now

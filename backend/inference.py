@@ -24,7 +24,7 @@ from backend.protocol import receipt as rc
 from backend.receipts import ReceiptLog
 from backend.scheduler import CLIENT_FAULT_CODES, PRIORITY_INCLUDED, Job, Scheduler
 from backend.signing import verify_hex
-from backend.usage import bill
+from backend.usage import bill, prompt_images
 
 
 class InferenceError(Exception):
@@ -115,7 +115,6 @@ class InferenceService:
             deadline_s=now + self.settings.job_deadline_s,
             priority=caller.priority,
             exclude=exclude,
-            audit=audit_of is not None,
             pin=pin,
         )
         hold = await self._hold(caller, model, body, task, job.job_id)
@@ -246,8 +245,4 @@ def _worker_error(code: str, message: str) -> InferenceError:
 
 def has_image(body: dict[str, Any]) -> bool:
     """A chat request with image parts is a vision job (routed to models that declare `vision`)."""
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "image_url" for p in content):
-            return True
-    return False
+    return prompt_images(body) > 0

@@ -98,11 +98,14 @@ def release(job: str) -> None:
         db.commit()
 
 
+CHARGE_KEY_PREFIX = "charge:"  # + receipt hash: the debit a receipt made (settlement pays only these)
+
+
 def settle_in(db: Session, receipt: dict[str, Any], account: str, epoch: int | None) -> None:
     """Inside the receipt's own transaction: drop the job's hold and debit exactly the receipt's charge."""
     db.exec(delete(LedgerEntry).where(LedgerEntry.key == f"hold:{receipt['job']}"))
     charge = receipt["charge"]
-    db.add(LedgerEntry(key=f"charge:{receipt['hash']}", account=account, unit=charge["unit"], epoch=epoch,
+    db.add(LedgerEntry(key=CHARGE_KEY_PREFIX + receipt["hash"], account=account, unit=charge["unit"], epoch=epoch,
                        amount=-charge["amount"], kind="charge", created_at=time.time()))  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from backend.chain import address_problem
 from backend.config import Settings
 from backend.db import get_engine, session
 from backend.db.models import BondRefund, EpochHead, LedgerEntry, Payout, ReceiptRecord, WorkerRecord
+from backend.ledger import CHARGE_KEY_PREFIX
 from backend.protocol import merkle
 from backend.protocol import receipt as rc
 from backend.receipts import rfc3339_now
@@ -162,7 +163,7 @@ def plan_payouts(settings: Settings) -> int:
                 continue
             rows = db.exec(
                 select(ReceiptRecord.stored, LedgerEntry.amount)
-                .join(LedgerEntry, LedgerEntry.key == literal("charge:").concat(ReceiptRecord.hash), isouter=True)
+                .join(LedgerEntry, LedgerEntry.key == literal(CHARGE_KEY_PREFIX).concat(ReceiptRecord.hash), isouter=True)
                 .where(ReceiptRecord.seq >= epoch.first_seq, ReceiptRecord.seq <= epoch.last_seq)
             ).all()  # fmt: skip
             receipts = [json.loads(stored) for stored, _ in rows]

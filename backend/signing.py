@@ -10,16 +10,8 @@ from nacl.signing import SigningKey, VerifyKey
 
 
 def load_or_create_key(path: Path) -> SigningKey:
-    """Read a hex seed from `path`, creating it (mode 0600) on first use so identities persist."""
-    path = Path(path)
-    if path.exists():
-        return SigningKey(bytes.fromhex(path.read_text().strip()))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = SigningKey.generate()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key.encode().hex())
-    return key
+    """The Ed25519 key whose 32-byte seed is kept in `path`, created on first use so identities persist."""
+    return SigningKey(load_or_create_secret(path))
 
 
 def load_or_create_secret(path: Path) -> bytes:

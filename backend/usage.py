@@ -101,7 +101,7 @@ def count_output(model: CatalogModel, task: str, body: dict[str, Any], output: r
             for call in choice.get("tool_calls") or []:
                 function = call.get("function") or {}
                 out += tokens(function.get("name") or "") + tokens(function.get("arguments") or "") + TOOL_CALL_ALLOWANCE
-        return {"input_tokens": _prompt_tokens(tokens, body), "output_tokens": out, "images": _prompt_images(body)}
+        return {"input_tokens": _prompt_tokens(tokens, body), "output_tokens": out, "images": prompt_images(body)}
     if task == "embedding":
         texts = body.get("input")
         texts = [texts] if isinstance(texts, str) else texts if isinstance(texts, list) else []
@@ -133,7 +133,8 @@ def _prompt_tokens(tokens: Callable[[str], int], body: dict[str, Any]) -> int:
     return total
 
 
-def _prompt_images(body: dict[str, Any]) -> int:
+def prompt_images(body: dict[str, Any]) -> int:
+    """Image parts in a chat request's messages."""
     return sum(
         1
         for message in body.get("messages") or []

@@ -107,7 +107,7 @@ class DevChain:
             for address, tokens in holders.items():
                 w3.eth.wait_for_transaction_receipt(one.functions.mint(address, tokens * 10**ONE_DECIMALS).transact({"from": deployment.deployer}))
         if backdated:  # a backdated fresh chain: from here on, block times are now
-            w3.provider.make_request("evm_setNextBlockTimestamp", [int(time.time())])  # from here on, block times are now
+            w3.provider.make_request("evm_setNextBlockTimestamp", [int(time.time())])
             w3.provider.make_request("evm_mine", [])
         return deployment
 

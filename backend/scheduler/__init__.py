@@ -46,7 +46,6 @@ class Job:
     finished: bool = False
     tried: set[str] = field(default_factory=set)
     exclude: frozenset[str] = frozenset()  # workers that must not run it (an audit never goes to the audited worker)
-    audit: bool = False  # a re-execution checking another worker's receipt (never told to the worker)
     pin: str | None = None  # only this worker may run it (an audit's drawn auditor)
     refused_by: list["WorkerConnection"] = field(default_factory=list)  # workers that blamed the request
     dispatched_at: float = 0.0
@@ -140,9 +139,15 @@ class Scheduler:
         return round(sum(max(w.free_slots, 0) * w.health for w in self.routable() if model in w.models))
 
     def reserved_for(self, model: str) -> int:
-        if self.reservations is not None and time.time() >= self._reserved_until:
-            self.refresh_reservations()
+        self._refresh_if_stale()
         return self.reserved.get(model, 0) + self.reserved.get("*", 0)
+
+    def _refresh_if_stale(self) -> bool:
+        """Recompute the reservations if a package expired (or the recheck interval passed); True if it did."""
+        if self.reservations is None or time.time() < self._reserved_until:
+            return False
+        self.refresh_reservations()
+        return True
 
     def refresh_reservations(self) -> None:
         """Recompute the Dedicated reservations now (after a purchase, when one expires, and periodically)."""
@@ -153,8 +158,7 @@ class Scheduler:
 
     def tick(self) -> None:
         """Called about once a second while jobs wait: reservations that ran out free their slots without an event."""
-        if self.reservations is not None and time.time() >= self._reserved_until:
-            self.refresh_reservations()
+        if self._refresh_if_stale():
             self._pump()
 
     def quarantine(self, worker_id: str) -> None:

@@ -31,7 +31,7 @@ def _payouts(epoch: int) -> list[Payout]:
 def _debited(first_seq: int, last_seq: int) -> int:
     with session() as db:
         hashes = db.exec(select(ReceiptRecord.hash).where(ReceiptRecord.seq >= first_seq, ReceiptRecord.seq <= last_seq)).all()
-        keys = [f"charge:{h}" for h in hashes]
+        keys = [ledger.CHARGE_KEY_PREFIX + h for h in hashes]
         return -sum(e.amount for e in db.exec(select(LedgerEntry).where(LedgerEntry.key.in_(keys))).all()) if keys else 0
 
 

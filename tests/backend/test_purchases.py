@@ -42,14 +42,14 @@ def test_paying_the_treasury_buys_pro_once(chain):
     principal = auth.principal_for(result.api_key)
     assert principal.lane == "dedicated" and principal.package == "pro" and principal.account == chain["alice"]
     assert ledger.balance(chain["alice"], "usdc") == PRO.balance
-    assert auth.active_packages() == ["pro"]
+    assert [package for package, _ in auth.live_packages()] == ["pro"]
     again = _buy(chain, tx)  # the buyer asking again gets a fresh key for the same package, not a second one
     assert again.api_key != result.api_key and auth.principal_for(result.api_key) is None
     with pytest.raises(PurchaseError) as err:
         _buy(chain, tx, account=chain["bob"])
     assert err.value.code == "tx_already_used"
     assert ledger.balance(chain["alice"], "usdc") == PRO.balance  # credited once
-    assert auth.active_packages() == ["pro"]
+    assert [package for package, _ in auth.live_packages()] == ["pro"]
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_bad_payments_are_refused_and_nothing_is_credited(chain, case, code):
     with pytest.raises(PurchaseError) as err:
         _buy(chain, tx)
     assert err.value.code == code
-    assert ledger.balance(alice, "usdc") == 0 and auth.active_packages() == []
+    assert ledger.balance(alice, "usdc") == 0 and auth.live_packages() == []
 
 
 def test_too_few_confirmations_is_pending_not_refused(chain):
