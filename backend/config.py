@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -11,6 +12,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ONE_", env_file=".env", extra="ignore")
 
+    # "dev" (make run's default) or "production": production refuses to start on unsafe settings (README "Deploying").
+    env: Literal["dev", "production"] = "dev"
+    # The address users reach the network at (https://one.example); the SIWE domain and URI come from it.
+    public_url: str = ""
+    # The interface the coordinator listens on: loopback unless told otherwise.
+    host: str = "127.0.0.1"
     # Where keys, the SQLite file and dev state live.
     data_dir: Path = Path(".one")
     # Empty -> SQLite file under data_dir; set to postgresql+psycopg://... at scale.
@@ -35,7 +42,8 @@ class Settings(BaseSettings):
     account_secret: str = ""
     # Dev mode: requests without a ONE key run as one anonymous account. Off in production.
     open_access: bool = True
-    # Sign-In with Ethereum: the domain in messages (default: the request's Host) and the chain id.
+    # Sign-In with Ethereum: the domain in messages (default: the host of public_url, else this machine's
+    # loopback address; never the request's Host header) and the chain id.
     siwe_domain: str = ""
     chain_id: int = 31337
 
@@ -45,6 +53,8 @@ class Settings(BaseSettings):
     usdc_token_address: str = ""
     treasury_address: str = ""
     confirmations: int = 1
+    # Production refuses fewer confirmations than this for purchases and bonds.
+    production_min_confirmations: int = 3
     # Dev chain only: wallets the web app's "dev wallet" may sign with through /one/dev/rpc (anvil
     # holds their keys). Empty (the default, and always in production) turns the dev wallet off.
     dev_wallets: list[str] = []
@@ -54,6 +64,8 @@ class Settings(BaseSettings):
     settlement_fee_bps: int = 1000
     anchor_address: str = ""
     treasury_key: str = ""
+    # The treasury key read from a file instead (production: required, and readable by its owner only).
+    treasury_key_file: Path | None = None
     # Audits: the share of deterministic jobs re-run on another worker (new or unreliable workers get the
     # higher rate), the share of a bond a failed audit slashes, and how long an unbonding waits.
     audit_rate: float = 0.02
@@ -66,6 +78,29 @@ class Settings(BaseSettings):
     # register more tools with @backend.agents.tools.tool.
     search_url: str = ""
     agent_tool_modules: list[str] = []
+    # Agents: the shortest schedule interval, and per-account caps on deployed agents and runs at once.
+    agent_min_interval_s: float = 60.0
+    max_agents_per_account: int = 20
+    max_agent_runs_per_account: int = 2
+
+    # Limits at the door (checked before any work starts): request body bytes, chat messages, tools, inputs
+    # (embedding inputs), n x max_tokens, decoded image bytes, and the bytes a worker may stream for one job.
+    max_request_bytes: int = 8 * 1024 * 1024
+    max_messages: int = 256
+    max_tools: int = 64
+    max_inputs: int = 256
+    max_output_tokens: int = 32_768
+    max_image_bytes: int = 5 * 1024 * 1024
+    max_job_bytes: int = 16 * 1024 * 1024
+    # Requests per minute: per key, per account (all its keys), and per client address without a key.
+    rate_limit_per_key: int = 600
+    rate_limit_per_account: int = 1200
+    rate_limit_open: int = 120
+    # Sign-in nonces per client address per minute (unused nonces expire and are pruned).
+    nonce_rate_per_minute: int = 30
+    # Receipts one /one/verify call may check.
+    verify_max_receipts: int = 1000
+
     # Wallet addresses allowed into the operator dashboard (after Sign-In with Ethereum).
     operators: list[str] = []
     # Included lane: epoch length in seconds (a UTC day) and tiers as (min whole $ONE held, micro-credits per epoch).
