@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,6 +52,35 @@ def pytest_collection_modifyitems(config, items):
         return (item.get_closest_marker("own_network") is not None, holds is not None, holds.kwargs.get("order", 0) if holds else 0)
 
     items.sort(key=late)
+
+
+@contextmanager
+def read_only_db(data_dir: Path):
+    """A read-only connection to a running coordinator's SQLite database, always closed on the way out.
+
+    SQLite's locks are POSIX advisory locks, which a process loses on *every* file of the database as soon as
+    it closes any descriptor of that file. A connection left open here (a leaked one waits for the garbage
+    collector) keeps believing it holds read locks that a later plain open()/close() of one.db, -wal or -shm in
+    this process silently dropped; the coordinator then checkpoints under its readers, and they read pages that
+    are being rewritten: "database disk image is malformed" although the file is sound."""
+    with closing(sqlite3.connect(f"file:{Path(data_dir) / 'one.db'}?mode=ro", uri=True, timeout=30)) as db:
+        yield db
+
+
+def files_containing(roots: list[Path], needle: bytes) -> tuple[int, list[str]]:
+    """(files scanned, files holding `needle`) under `roots`, read in a child process: opening and closing a
+    live database's files here would drop the SQLite locks of any connection this process holds (see
+    read_only_db)."""
+    scan = (
+        "import sys, json\n"
+        "from pathlib import Path\n"
+        "needle, roots = bytes.fromhex(sys.argv[1]), sys.argv[2:]\n"
+        "files = [p for r in roots if Path(r).exists() for p in Path(r).rglob('*') if p.is_file() and 'node_modules' not in p.parts]\n"
+        "print(json.dumps([len(files), [str(p) for p in files if needle in p.read_bytes()]]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", scan, needle.hex(), *map(str, roots)], capture_output=True, text=True, timeout=120, check=True)
+    scanned, hits = json.loads(done.stdout)
+    return scanned, hits
 
 
 def free_port() -> int:

@@ -22,7 +22,7 @@ from backend.chain import token_at
 from backend.demo import sign_in
 from backend.devnet import coordinator_env
 from backend.verify import verify_chain
-from tests.conftest import REPO
+from tests.conftest import REPO, read_only_db
 
 pytestmark = [pytest.mark.e2e, pytest.mark.holds_capacity(order=1)]  # buys a Pro package: after the other late tests
 
@@ -188,7 +188,6 @@ budget: { lane: dedicated, package: pro, max_spend: 150 }
 def test_an_agent_pauses_when_its_package_expires(devnet, tmp_path, agent_key):
     """Last in this module: it lets the module's Pro package lapse (its key's expiry moved into the past)."""
     import hashlib
-    import sqlite3
 
     spec = tmp_path / "lapsing.yaml"
     spec.write_text("""agent: lapsing
@@ -213,20 +212,20 @@ budget: { lane: dedicated, package: pro }
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     account = done.stdout.strip()
-    db = sqlite3.connect(f"file:{devnet.data_dir / 'one.db'}?mode=ro", uri=True, timeout=30)
-    deadline, runs = time.monotonic() + 60, []
-    while time.monotonic() < deadline:
-        runs = db.execute("SELECT status, spent, receipts, error FROM agent_run WHERE agent = ? AND status != 'running' ORDER BY started_at",
-                          (f"{account}:lapsing",)).fetchall()  # fmt: skip
-        if runs and runs[-1][0] == "package_expired":
-            break
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"no run ended with package_expired: {runs}")
-    status, spent, receipts, error = runs[-1]
-    assert spent == 0 and json.loads(receipts) == [] and "expired" in error
-    assert db.execute("SELECT status FROM agent WHERE id = ?", (f"{account}:lapsing",)).fetchone()[0] == "paused"
-    count = len(runs)
-    time.sleep(5)  # paused: the schedule starts nothing more
-    assert db.execute("SELECT count(*) FROM agent_run WHERE agent = ?", (f"{account}:lapsing",)).fetchone()[0] == count
-    assert httpx.get(f"{devnet.url}/one/agents", headers={"authorization": f"Bearer {agent_key}"}).status_code == 401
+    with read_only_db(devnet.data_dir) as db:
+        deadline, runs = time.monotonic() + 60, []
+        while time.monotonic() < deadline:
+            runs = db.execute("SELECT status, spent, receipts, error FROM agent_run WHERE agent = ? AND status != 'running' ORDER BY started_at",
+                              (f"{account}:lapsing",)).fetchall()  # fmt: skip
+            if runs and runs[-1][0] == "package_expired":
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"no run ended with package_expired: {runs}")
+        status, spent, receipts, error = runs[-1]
+        assert spent == 0 and json.loads(receipts) == [] and "expired" in error
+        assert db.execute("SELECT status FROM agent WHERE id = ?", (f"{account}:lapsing",)).fetchone()[0] == "paused"
+        count = len(runs)
+        time.sleep(5)  # paused: the schedule starts nothing more
+        assert db.execute("SELECT count(*) FROM agent_run WHERE agent = ?", (f"{account}:lapsing",)).fetchone()[0] == count
+        assert httpx.get(f"{devnet.url}/one/agents", headers={"authorization": f"Bearer {agent_key}"}).status_code == 401

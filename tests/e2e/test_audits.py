@@ -15,7 +15,7 @@ import pytest
 from backend.chain import token_at
 from backend.chain.devchain import dev_accounts
 from backend.demo import sign_in
-from tests.conftest import REPO
+from tests.conftest import REPO, read_only_db
 
 pytestmark = [pytest.mark.e2e, pytest.mark.holds_capacity]  # runs late: it adds (then quarantines) a third worker
 
@@ -23,10 +23,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.holds_capacity]  # runs late: it adds
 def worker_record(devnet, wid: str) -> dict:
     import sqlite3
 
-    db = sqlite3.connect(f"file:{devnet.data_dir / 'one.db'}?mode=ro", uri=True)
-    db.row_factory = sqlite3.Row
-    row = db.execute("SELECT * FROM worker WHERE id = ?", (wid,)).fetchone()
-    return dict(row) if row else {}
+    with read_only_db(devnet.data_dir) as db:
+        db.row_factory = sqlite3.Row
+        row = db.execute("SELECT * FROM worker WHERE id = ?", (wid,)).fetchone()
+        return dict(row) if row else {}
 
 
 def bond(devnet, name: str, payer, amount: int) -> None:
@@ -112,8 +112,6 @@ def test_model_substitution_is_caught_slashed_and_routed_around(devnet, tmp_path
 
 
 def test_an_honest_worker_unbonds_and_settlement_pays_the_bond_back(devnet):
-    import sqlite3
-
     payer = dev_accounts(10)[8]  # worker-a's payout address (tests/conftest.py), and the bond's payer
     wallet = payer.address
     worker_a = next(w["id"] for w in httpx.get(f"{devnet.url}/one/workers").json()["workers"] if worker_record(devnet, w["id"]).get("payout_address") == wallet)
@@ -128,12 +126,12 @@ def test_an_honest_worker_unbonds_and_settlement_pays_the_bond_back(devnet):
     from tests.e2e.test_settlement import run_settle
 
     run_settle(devnet)
-    db = sqlite3.connect(f"file:{devnet.data_dir / 'one.db'}?mode=ro", uri=True)
-    refunds = db.execute("SELECT net, status FROM bond_refund WHERE worker = ?", (worker_a,)).fetchall()
-    assert refunds == [(5 * 10**6, "paid")]
-    new_epochs = {e["epoch"] for e in httpx.get(f"{devnet.url}/one/epochs").json()["epochs"]} - old_epochs
-    earned = sum(r["net"] for e in new_epochs for r in httpx.get(f"{devnet.url}/one/payouts", params={"epoch": e}).json()["payouts"] if r["payout_address"] == wallet)
-    assert usdc.functions.balanceOf(wallet).call() - before == 5 * 10**6 + earned
-    assert worker_record(devnet, worker_a)["bond"] == 0
-    run_settle(devnet)  # refunded once
-    assert db.execute("SELECT count(*) FROM bond_refund WHERE worker = ?", (worker_a,)).fetchone()[0] == 1
+    with read_only_db(devnet.data_dir) as db:
+        refunds = db.execute("SELECT net, status FROM bond_refund WHERE worker = ?", (worker_a,)).fetchall()
+        assert refunds == [(5 * 10**6, "paid")]
+        new_epochs = {e["epoch"] for e in httpx.get(f"{devnet.url}/one/epochs").json()["epochs"]} - old_epochs
+        earned = sum(r["net"] for e in new_epochs for r in httpx.get(f"{devnet.url}/one/payouts", params={"epoch": e}).json()["payouts"] if r["payout_address"] == wallet)
+        assert usdc.functions.balanceOf(wallet).call() - before == 5 * 10**6 + earned
+        assert worker_record(devnet, worker_a)["bond"] == 0
+        run_settle(devnet)  # refunded once
+        assert db.execute("SELECT count(*) FROM bond_refund WHERE worker = ?", (worker_a,)).fetchone()[0] == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from backend.chain.devchain import dev_accounts
 from backend.demo import sign_in
 from backend.devnet import coordinator_env
 from backend.verify import verify_proof
-from tests.conftest import REPO
+from tests.conftest import REPO, read_only_db
 
 pytestmark = pytest.mark.e2e
 FEE_BPS = 1000  # the default tau
@@ -104,41 +103,41 @@ def test_settlement_killed_mid_batch_pays_each_worker_once(devnet):
     traffic(devnet, 6)
     addresses = [w.address for w in dev_accounts(10)[8:10]]  # the session workers' payout addresses (conftest)
     before = balances(devnet, addresses)
-    db = sqlite3.connect(f"file:{devnet.data_dir / 'one.db'}?mode=ro", uri=True)
-    last_epoch = db.execute("SELECT coalesce(max(epoch), -1) FROM epoch_head").fetchone()[0]
-    assert rpc(devnet, "evm_setAutomine", [False]).get("error") is None
-    proc = subprocess.Popen(settle_cmd(devnet), cwd=REPO, env=env(devnet), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # mine the anchor, then kill as soon as a payment is signed and sent
-            signed = db.execute("SELECT count(*) FROM payout WHERE epoch > ? AND status = 'signed'", (last_epoch,)).fetchone()[0]
-            if signed:
-                time.sleep(0.5)
-                os.killpg(proc.pid, signal.SIGKILL)
-                break
-            if db.execute("SELECT count(*) FROM epoch_head WHERE epoch > ? AND anchor_tx IS NULL", (last_epoch,)).fetchone()[0]:
-                rpc(devnet, "evm_mine")
-            time.sleep(0.2)
-        else:
-            pytest.fail("settlement never signed a payment")
-        proc.wait(10)
-    finally:
-        rpc(devnet, "evm_setAutomine", [True])
-        rpc(devnet, "evm_mine")
-    epoch = httpx.get(f"{devnet.url}/one/epochs").json()["epochs"][0]
-    assert epoch["epoch"] == last_epoch + 1
-    run_settle(devnet)  # resumes: resends the stored transaction, pays the rest
-    rows = httpx.get(f"{devnet.url}/one/payouts", params={"epoch": epoch["epoch"]}).json()["payouts"]
-    assert rows and all(r["status"] in ("paid", "nothing") for r in rows)
-    after = balances(devnet, addresses)
-    paid_to = {}
-    for r in rows:
-        paid_to[r["payout_address"]] = paid_to.get(r["payout_address"], 0) + r["net"]
-    assert {a: after[a] - before[a] for a in addresses} == {a: paid_to.get(a, 0) for a in addresses}
-    assert sum(r["gross"] for r in rows) == sum(expected_gross(devnet, epoch).values())
-    assert sum(paid_to.values()) > 0
-    run_settle(devnet)
-    assert balances(devnet, addresses) == after
+    with read_only_db(devnet.data_dir) as db:
+        last_epoch = db.execute("SELECT coalesce(max(epoch), -1) FROM epoch_head").fetchone()[0]
+        assert rpc(devnet, "evm_setAutomine", [False]).get("error") is None
+        proc = subprocess.Popen(settle_cmd(devnet), cwd=REPO, env=env(devnet), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # mine the anchor, then kill as soon as a payment is signed and sent
+                signed = db.execute("SELECT count(*) FROM payout WHERE epoch > ? AND status = 'signed'", (last_epoch,)).fetchone()[0]
+                if signed:
+                    time.sleep(0.5)
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    break
+                if db.execute("SELECT count(*) FROM epoch_head WHERE epoch > ? AND anchor_tx IS NULL", (last_epoch,)).fetchone()[0]:
+                    rpc(devnet, "evm_mine")
+                time.sleep(0.2)
+            else:
+                pytest.fail("settlement never signed a payment")
+            proc.wait(10)
+        finally:
+            rpc(devnet, "evm_setAutomine", [True])
+            rpc(devnet, "evm_mine")
+        epoch = httpx.get(f"{devnet.url}/one/epochs").json()["epochs"][0]
+        assert epoch["epoch"] == last_epoch + 1
+        run_settle(devnet)  # resumes: resends the stored transaction, pays the rest
+        rows = httpx.get(f"{devnet.url}/one/payouts", params={"epoch": epoch["epoch"]}).json()["payouts"]
+        assert rows and all(r["status"] in ("paid", "nothing") for r in rows)
+        after = balances(devnet, addresses)
+        paid_to = {}
+        for r in rows:
+            paid_to[r["payout_address"]] = paid_to.get(r["payout_address"], 0) + r["net"]
+        assert {a: after[a] - before[a] for a in addresses} == {a: paid_to.get(a, 0) for a in addresses}
+        assert sum(r["gross"] for r in rows) == sum(expected_gross(devnet, epoch).values())
+        assert sum(paid_to.values()) > 0
+        run_settle(devnet)
+        assert balances(devnet, addresses) == after
 
 
 LOCK_HOLDER = (

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import REPO
+from tests.conftest import REPO, files_containing
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
@@ -372,14 +372,7 @@ def test_no_prompt_text_is_written_anywhere(devnet):
     reply = httpx.post(f"{devnet.url}/v1/chat/completions", json={"model": "tiny-chat", "messages": [{"role": "user", "content": f"secret {CANARY}"}], "max_tokens": 4}, timeout=60)
     assert reply.status_code == 200
     time.sleep(2.5)  # anvil and SQLite flush on their own schedule
-    roots = [devnet.data_dir, devnet.log_dir, REPO / ".web", REPO / ".states"]
-    scanned, hits = 0, []
-    for root in roots:
-        for path in Path(root).rglob("*") if Path(root).exists() else []:
-            if path.is_file() and "node_modules" not in path.parts:
-                scanned += 1
-                if CANARY.encode() in path.read_bytes():
-                    hits.append(str(path))
+    scanned, hits = files_containing([devnet.data_dir, devnet.log_dir, REPO / ".web", REPO / ".states"], CANARY.encode())
     assert scanned > 0
     assert any(p.name.startswith("one.db") for p in devnet.data_dir.iterdir())
     assert hits == []
