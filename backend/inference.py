@@ -20,6 +20,7 @@ from backend.audits import record_overclaim
 from backend.catalog import Catalog, CatalogModel
 from backend.config import Settings
 from backend.lanes import Hold, Lanes, quote
+from backend.limits import request_problem
 from backend.protocol import receipt as rc
 from backend.receipts import ReceiptLog
 from backend.scheduler import CLIENT_FAULT_CODES, PRIORITY_INCLUDED, Job, Scheduler
@@ -103,6 +104,8 @@ class InferenceService:
         `audit_of`: this run re-executes that receipt's request (kind "audit", no charge); `pin`: only that worker
         may run it (the auditor drawn); `exclude`: workers that must not."""  # fmt: skip
         model = self.resolve_model(body["model"], task)
+        if (problem := request_problem(task, body, model.context, self.settings)) is not None:
+            raise InferenceError(400, problem.message, "limit_exceeded", param=problem.param)
         salt = secrets.token_hex(16)
         now = time.monotonic()
         job = Job(

@@ -17,6 +17,7 @@ import logging
 import time
 from collections import Counter
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -96,12 +97,23 @@ def inclusion_proof(receipt_hash: str) -> dict[str, Any] | None:
         epoch = db.exec(select(EpochHead).where(EpochHead.first_seq <= record.seq, EpochHead.last_seq >= record.seq)).first()
         if epoch is None:
             return None
-        hashes = db.exec(select(ReceiptRecord.hash).where(ReceiptRecord.seq >= epoch.first_seq, ReceiptRecord.seq <= epoch.last_seq)
-                         .order_by(col(ReceiptRecord.seq))).all()  # fmt: skip
-    leaves = [bytes.fromhex(h) for h in hashes]
+    tree = epoch_tree(epoch.root, epoch.first_seq, epoch.last_seq)
     index = record.seq - epoch.first_seq
-    return {"receipt": receipt_hash, "epoch": epoch.epoch, "leaf_index": index, "tree_size": len(leaves),
-            "audit_path": [p.hex() for p in merkle.inclusion_path(index, leaves)], "head": json.loads(epoch.head), "anchor_tx": epoch.anchor_tx}  # fmt: skip
+    return {"receipt": receipt_hash, "epoch": epoch.epoch, "leaf_index": index, "tree_size": tree.size,
+            "audit_path": [p.hex() for p in tree.path(index)], "head": json.loads(epoch.head), "anchor_tx": epoch.anchor_tx}  # fmt: skip
+
+
+@lru_cache(maxsize=4)
+def epoch_tree(root: str, first_seq: int, last_seq: int) -> merkle.Tree:
+    """A closed epoch's tree, built once: its receipts never change, and every proof request would rebuild it.
+    Keyed by the epoch's signed root, so a cached tree can only answer for the receipts it was built from."""
+    with session() as db:
+        hashes = db.exec(select(ReceiptRecord.hash).where(ReceiptRecord.seq >= first_seq, ReceiptRecord.seq <= last_seq)
+                         .order_by(col(ReceiptRecord.seq))).all()  # fmt: skip
+    tree = merkle.Tree([bytes.fromhex(h) for h in hashes])
+    if tree.root().hex() != root:
+        raise RuntimeError(f"receipts {first_seq}..{last_seq} no longer hash to their epoch's root")
+    return tree
 
 
 # ---- what each worker earned ----
@@ -192,9 +204,9 @@ class Treasury:
         from eth_account import Account
 
         self.settings, self.w3 = settings, w3
-        self.account = Account.from_key(settings.treasury_key)
+        self.account = Account.from_key(settings.treasury_private_key())
         if settings.treasury_address and self.account.address.lower() != settings.treasury_address.lower():
-            raise ValueError("ONE_TREASURY_KEY is not the key of ONE_TREASURY_ADDRESS")
+            raise ValueError("the treasury key (ONE_TREASURY_KEY_FILE or ONE_TREASURY_KEY) is not the key of ONE_TREASURY_ADDRESS")
 
     def sign(self, call) -> tuple[str, str]:
         tx = call.build_transaction({"from": self.account.address, "chainId": self.settings.chain_id,
@@ -434,9 +446,9 @@ def settle(settings: Settings, key: SigningKey, wait_s: float | None = None, on_
     with settlement_lock(settings, wait_s, on_wait):
         head = close_epoch(key)
         w3 = connect(settings.chain_rpc_url) if settings.chain_rpc_url else None
-        anchored = anchor_epochs(settings, w3) if w3 and settings.anchor_address and settings.treasury_key else 0
+        anchored = anchor_epochs(settings, w3) if w3 and settings.anchor_address and settings.treasury_private_key() else 0
         planned = plan_payouts(settings) + plan_refunds()
-        sent = pay(settings, w3) if w3 and settings.treasury_key and settings.usdc_token_address else Counter()
+        sent = pay(settings, w3) if w3 and settings.treasury_private_key() and settings.usdc_token_address else Counter()
     return {"closed": head, "anchored": anchored, "planned": planned, "paid": sent["paid"], "failed": sent["failed"], "unsettled": sent["signed"]}
 
 

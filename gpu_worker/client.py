@@ -67,7 +67,7 @@ class WorkerClient:
             delay = min(delay * 2, 10.0)
 
     async def _session(self) -> None:
-        async with websockets.connect(self.url, max_size=64 * 2**20, ping_interval=None) as ws:
+        async with websockets.connect(self.url, max_size=frames.MAX_FRAME_BYTES, ping_interval=None) as ws:
             challenge = frames.parse_frame(await asyncio.wait_for(ws.recv(), 10))
             if challenge["type"] != "challenge":
                 raise RefusedError(f"expected a challenge, got {challenge['type']}")

@@ -23,6 +23,7 @@ E2E_ENV = {
     "ONE_AUDIT_NEW_RATE": "0.5",  # half of a new worker's deterministic jobs are re-run (tests/e2e/test_audits.py)
     "ONE_AUDIT_WARMUP": "2",  # two passed audits make a worker established (able to settle a dispute)
     "ONE_UNBOND_DELAY_S": "0",  # bonds come back at the next settlement
+    "ONE_RATE_LIMIT_OPEN": "100000",  # every e2e caller is 127.0.0.1; the limits have tests of their own
 }
 
 

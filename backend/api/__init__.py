@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Match
 
 from backend.api import agent_routes, one_routes, openai_routes, paths  # noqa: F401  (paths: `anypath`)
+from backend.api.door import Door
 from backend.api.errors import error_body, install_handlers
 from backend.protocol.frames import WORKER_PATH
 
@@ -14,6 +15,7 @@ from backend.protocol.frames import WORKER_PATH
 def create_api() -> FastAPI:
     api = FastAPI(title="ONE network", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json")
     install_handlers(api)
+    api.add_middleware(Door)  # rates, body cap and JSON checks before any route reads the request
     api.include_router(openai_routes.router)
     api.include_router(agent_routes.router)
     api.include_router(one_routes.router)

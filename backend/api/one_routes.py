@@ -43,12 +43,16 @@ class VerifyBody(BaseModel):
     coordinator: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="pin the coordinator key")
 
 
-@router.post("/verify")
-async def verify_api(body: VerifyBody) -> dict[str, Any]:
-    """OneVerify as an API: the checks of `one verify` (and the output against its digest). Nothing is stored."""
+@router.post("/verify", response_model=None)
+async def verify_api(body: VerifyBody):
+    """OneVerify as an API: the checks of `one verify` (and the output against its digest). Nothing is stored.
+    Signature checks are CPU work: capped in count and run off the event loop."""
     from backend.verify import verify_with_output
 
-    return verify_with_output(body.receipts, body.coordinator, body.output).as_json()
+    cap = get_runtime().settings.verify_max_receipts
+    if len(body.receipts) > cap:
+        return error_response(InferenceError(400, f"At most {cap} receipts per call; page through the log.", "limit_exceeded", param="receipts"))
+    return (await asyncio.to_thread(verify_with_output, body.receipts, body.coordinator, body.output)).as_json()
 
 
 @router.get("/epochs")
@@ -80,35 +84,32 @@ class SiweBody(BaseModel):
 
 @router.get("/auth/nonce")
 async def auth_nonce(
-    request: Request,
     address: str | None = Query(None, pattern=r"^0x[0-9a-fA-F]{40}$", description="give it to get the message to sign"),
-    uri: str | None = Query(None, max_length=512),
 ) -> dict[str, Any]:
     """A fresh single-use nonce, with the domain and chain id the SIWE message must carry; with `address`,
-    also the EIP-4361 message itself, so browsers sign exactly the text the server will check."""
+    also the EIP-4361 message itself, so browsers sign exactly the text the server will check. Domain and URI
+    come from configuration (ONE_PUBLIC_URL), never from the request: a phishing site sets its own Host."""
     import time
 
     from web3 import Web3
 
     settings = get_runtime().settings
-    domain = settings.siwe_domain or request.headers.get("host", "")
     nonce = await asyncio.to_thread(auth.issue_nonce)
-    out: dict[str, Any] = {"nonce": nonce, "domain": domain, "chain_id": settings.chain_id, "expires_in": auth.NONCE_TTL_S}
+    out: dict[str, Any] = {"nonce": nonce, "domain": settings.signin_domain, "chain_id": settings.chain_id, "expires_in": auth.NONCE_TTL_S}
     if address:
         out["message"] = auth.siwe_message(
-            domain=domain, address=Web3.to_checksum_address(address), uri=uri or str(request.base_url).rstrip("/"),
+            domain=settings.signin_domain, address=Web3.to_checksum_address(address), uri=settings.url,
             chain_id=settings.chain_id, nonce=nonce, issued_at=auth.rfc3339(time.time()),
         )  # fmt: skip
     return out
 
 
 @router.post("/auth/siwe", response_model=None)
-async def auth_siwe(body: SiweBody, request: Request):
+async def auth_siwe(body: SiweBody):
     """Check a signed EIP-4361 message; on success issue a session key for the Included lane (shown once)."""
     settings = get_runtime().settings
-    domain = settings.siwe_domain or request.headers.get("host", "")
     try:
-        address = await asyncio.to_thread(auth.verify_siwe, body.message, body.signature, domain=domain, chain_id=settings.chain_id)
+        address = await asyncio.to_thread(auth.verify_siwe, body.message, body.signature, domain=settings.signin_domain, chain_id=settings.chain_id)
     except auth.AuthError as exc:
         return error_response(InferenceError(401, exc.reason, exc.code, param="message"))
     key = await asyncio.to_thread(auth.create_key, address, "included")

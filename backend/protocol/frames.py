@@ -13,6 +13,9 @@ PROTOCOL_VERSION = 1
 WORKER_PATH = "/worker/ws"
 PING_INTERVAL_S = 5.0
 SILENCE_LIMIT_S = 15.0
+# The largest frame either end accepts (characters of JSON text): a job carries a request the coordinator's
+# body cap already bounds (8 MiB by default), a delta a slice of an answer. Bigger frames close the socket.
+MAX_FRAME_BYTES = 16 * 2**20
 TASKS = ("chat", "completion", "embedding", "image", "vision")
 WORKER_KINDS = ("node", "browser")
 
@@ -59,6 +62,8 @@ def encode(frame: dict[str, Any]) -> str:
 
 def parse_frame(text: str | bytes) -> dict[str, Any]:
     """Decode and validate one frame; raises ProtocolError with a reason a peer can act on."""
+    if len(text) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame is larger than {MAX_FRAME_BYTES} bytes")
     try:
         frame = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:

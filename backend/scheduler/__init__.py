@@ -48,6 +48,7 @@ class Job:
     exclude: frozenset[str] = frozenset()  # workers that must not run it (an audit never goes to the audited worker)
     pin: str | None = None  # only this worker may run it (an audit's drawn auditor)
     refused_by: list["WorkerConnection"] = field(default_factory=list)  # workers that blamed the request
+    streamed: int = 0  # frame bytes its worker has streamed for it (capped: Scheduler.max_job_bytes)
     dispatched_at: float = 0.0
     enqueued_at: float = field(default_factory=time.monotonic)
 
@@ -109,9 +110,11 @@ class NoCapacity(Exception):
 
 
 class Scheduler:
-    def __init__(self, max_attempts: int = 3, max_slots: int = 64):
+    def __init__(self, max_attempts: int = 3, max_slots: int = 64, max_job_bytes: int = 16 * 2**20):
         self.workers: dict[str, WorkerConnection] = {}
         self.max_attempts = max_attempts
+        # The most a worker may stream for one job: past it the job fails (nothing charged) and the worker is told to stop.
+        self.max_job_bytes = max_job_bytes
         # A hello's slot count is a claim: capped, and only proven by completed jobs (see `admit`).
         self.max_slots = max_slots
         # Jobs served / failed and admitted slots per worker key, kept across reconnects (reconnecting washes nothing).
@@ -294,7 +297,8 @@ class Scheduler:
             await self.unregister(worker, reason=f"send failed: {exc}")
 
     # --- frames from workers -----------------------------------------------------------------
-    def on_frame(self, worker: WorkerConnection, frame: dict[str, Any]) -> None:
+    def on_frame(self, worker: WorkerConnection, frame: dict[str, Any], size: int = 0) -> None:
+        """`size`: the frame's length on the wire, counted against its job's byte cap."""
         worker.last_seen = time.monotonic()
         ftype = frame["type"]
         if ftype == "pong":
@@ -304,6 +308,10 @@ class Scheduler:
         if job is None:
             return  # a late frame for a cancelled or failed-over job
         if ftype == "delta":
+            job.streamed += size
+            if job.streamed > self.max_job_bytes:
+                self._overflow(worker, job)
+                return
             if not job.started:
                 job.started = True
                 first = time.monotonic() - job.dispatched_at
@@ -332,6 +340,17 @@ class Scheduler:
                 job.events.put_nowait(("error", frame["code"], frame["message"]))
             self._pump()
 
+    def _overflow(self, worker: WorkerConnection, job: Job) -> None:
+        """A worker streamed past the job's byte cap: the caller gets an error (no receipt, no charge), the worker
+        loses standing as for a failed job and is told to stop."""
+        del worker.jobs[job.job_id]
+        job.finished, job.worker = True, None
+        self.admit(worker, ok=False)
+        log.warning("job %s: worker %s… streamed past %d bytes; stopped", job.job_id, worker.worker_id[:12], self.max_job_bytes)
+        job.events.put_nowait(("error", "output_too_large", f"the worker's answer passed {self.max_job_bytes} bytes"))
+        asyncio.get_running_loop().create_task(_quietly(worker.send(frames.cancel(job.job_id))))
+        self._pump()
+
     async def cancel(self, job: Job) -> None:
         """The caller went away or gave up: free the slot and tell the worker to stop."""
         if job.finished:
@@ -339,8 +358,13 @@ class Scheduler:
         job.finished = True
         worker = job.worker
         if worker is not None and worker.jobs.pop(job.job_id, None) is not None:
-            try:
-                await worker.send(frames.cancel(job.job_id))
-            except Exception:
-                pass
+            await _quietly(worker.send(frames.cancel(job.job_id)))
         self._pump()
+
+
+async def _quietly(sending: Awaitable[None]) -> None:
+    """A best-effort frame to a worker that may already be gone."""
+    try:
+        await sending
+    except Exception:
+        pass

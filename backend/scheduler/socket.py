@@ -65,12 +65,16 @@ async def serve_worker(ws: WebSocket, scheduler: Scheduler, coordinator_pubkey: 
     try:
         while True:
             text = await ws.receive_text()
+            if len(text) > frames.MAX_FRAME_BYTES:  # broken or hostile: it does not get to send another
+                log.warning("worker %s… sent a %d-byte frame; closing", conn.worker_id[:12], len(text))
+                await ws.close(code=1009)
+                break
             try:
                 frame = frames.parse_frame(text)
             except frames.ProtocolError as exc:
                 log.warning("worker %s… sent a bad frame: %s", conn.worker_id[:12], exc)
                 continue
-            scheduler.on_frame(conn, frame)
+            scheduler.on_frame(conn, frame, len(text))
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

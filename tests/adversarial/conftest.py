@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable
 
+import pytest
 from nacl.signing import SigningKey
 
 from backend.catalog import load_catalog
@@ -84,3 +85,20 @@ def make_service(**overrides: Any) -> InferenceService:
 async def run_chat(service: InferenceService, caller: Caller, text: str = "hi", **body: Any) -> list:
     request = {"model": "tiny-chat", "messages": [{"role": "user", "content": text}], **body}
     return [event async for event in service.run("chat", request, caller)]
+
+
+@pytest.fixture
+def api(sqlite_db):
+    """The coordinator's HTTP API with its real runtime on this test's SQLite, as a TestClient. Settings
+    come from the environment: set ONE_* with monkeypatch before asking for this fixture."""
+    from fastapi.testclient import TestClient
+
+    from backend.api import create_api
+    from backend.config import get_settings
+    from backend.runtime import get_runtime
+
+    get_settings.cache_clear()
+    get_runtime.cache_clear()
+    with TestClient(create_api()) as client:
+        yield client
+    get_runtime.cache_clear()

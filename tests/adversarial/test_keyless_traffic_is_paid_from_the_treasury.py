@@ -36,7 +36,7 @@ def _debited(first_seq: int, last_seq: int) -> int:
 
 
 async def test_keyless_request_with_a_huge_usage_claim_earns_nothing(sqlite_db):
-    service = make_service()
+    service = make_service(max_output_tokens=1_000_000)  # the claim fits max_tokens: only the ledger stops it
     attacker = await Peer(service.scheduler).join()
     attacker.usage = lambda job, text: {"input_tokens": 5, "output_tokens": 1_000_000, "images": 0}
     task = asyncio.create_task(run_chat(service, ANONYMOUS, max_tokens=1_000_000))

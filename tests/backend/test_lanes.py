@@ -100,8 +100,8 @@ async def test_soft_stop_is_402_with_an_offer_and_failures_charge_nothing(servic
         await _chat(service, peer, chain["minnow"], _body(10), fail=True)
     after = ledger.balance(chain["minnow"], "credit", service.lanes.epoch())
     assert after == (before if before is not None else 50_000)
-    with pytest.raises(InferenceError) as err:  # a quote bigger than the allotment is refused up front
-        await _collect(service, Caller(chain["minnow"], metered=True), _body(1_000_000))
+    with pytest.raises(InferenceError) as err:  # a quote (60,000) bigger than the allotment (50,000) is refused up front
+        await _collect(service, Caller(chain["minnow"], metered=True), _body(30_000))
     assert err.value.status == 402
 
 

@@ -1,0 +1,145 @@
+"""Limits checked before any work starts: request rates, and the counts and sizes inside one request.
+
+Every number here is a setting (backend/config.py, "Limits at the door"). The API's door (backend/api/door.py)
+applies the body cap and the rates; `request_problem` runs on the path every caller shares (InferenceService.run),
+so the web app, agents and the API meet the same caps.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from backend.config import Settings
+
+SAFE_INT = 2**53 - 1  # receipts hash requests as JCS (RFC 8785): integers beyond this cannot be written
+MAX_JSON_DEPTH = 64
+MAX_IMAGE_URL_CHARS = 2048  # an http(s) image address (data: URLs are capped by decoded size instead)
+MAX_IMAGES = 8  # image parts in one chat request
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Where a caller stands in the current window, as the x-ratelimit-* headers tell it."""
+
+    limit: int
+    remaining: int
+    reset_s: int
+    allowed: bool
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-requests": str(self.limit),
+            "x-ratelimit-remaining-requests": str(self.remaining),
+            "x-ratelimit-reset-requests": f"{self.reset_s}s",
+        }
+
+
+class RateLimiter:
+    """Requests per fixed one-minute window, per bucket (a key, an account, a client address). In memory, so
+    per coordinator process; old windows are dropped as time moves on, so memory follows the callers of the
+    last minute only."""
+
+    def __init__(self, window_s: float = 60.0):
+        self.window_s = window_s
+        self._window = -1
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, buckets: list[tuple[str, int]], now: float | None = None) -> Quota:
+        """Count one request against every bucket if all have room; the tightest bucket is reported."""
+        now = time.time() if now is None else now
+        window = int(now // self.window_s)
+        reset_s = max(1, math.ceil((window + 1) * self.window_s - now))
+        with self._lock:
+            if window != self._window:
+                self._window, self._counts = window, {}
+            used = [(self._counts.get(name, 0), limit) for name, limit in buckets]
+            allowed = all(count < limit for count, limit in used)
+            if allowed:
+                for name, _ in buckets:
+                    self._counts[name] = self._counts.get(name, 0) + 1
+            remaining = min(limit - count - (1 if allowed else 0) for count, limit in used)
+            limit = min(limit for _, limit in buckets)
+        return Quota(limit=limit, remaining=max(remaining, 0), reset_s=reset_s, allowed=allowed)
+
+
+def json_problem(value: Any) -> tuple[str, str] | None:
+    """(param path, why) for JSON a receipt cannot hold or that nests beyond reason; None when it is fine.
+    Iterative, so a deeply nested body cannot exhaust the stack here."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return path or "body", f"nests deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        if isinstance(item, int):
+            if not -SAFE_INT <= item <= SAFE_INT:
+                return path or "body", f"is out of range (integers must lie within ±{SAFE_INT})"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return path or "body", "must be a finite number"
+        elif isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+    return None
+
+
+class LimitExceeded(ValueError):
+    """A request over one of the caps: the 400 names the parameter."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param, self.message = param, message
+
+
+def request_problem(task: str, body: dict[str, Any], context: int, settings: Settings) -> LimitExceeded | None:
+    """The first cap this request breaks (messages, tools, inputs, n x max_tokens, images), or None."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and len(messages) > settings.max_messages:
+        return LimitExceeded("messages", f"At most {settings.max_messages} messages per request; this one has {len(messages)}.")
+    tools = body.get("tools")
+    if isinstance(tools, list) and len(tools) > settings.max_tools:
+        return LimitExceeded("tools", f"At most {settings.max_tools} tools per request; this one has {len(tools)}.")
+    for param in ("input", "prompt"):
+        inputs = body.get(param)
+        if isinstance(inputs, list) and len(inputs) > settings.max_inputs:
+            return LimitExceeded(param, f"At most {settings.max_inputs} items in `{param}`; this one has {len(inputs)}.")
+    if task in ("chat", "vision", "completion"):
+        n = body.get("n") or 1
+        prompts = len(body["prompt"]) if task == "completion" and isinstance(body.get("prompt"), list) else 1
+        asked = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(n, int) and isinstance(asked, int) and n * prompts * asked > settings.max_output_tokens:
+            return LimitExceeded("max_tokens", f"n x max_tokens may be at most {settings.max_output_tokens} per request; this one asks for {n * prompts * asked}.")
+        if isinstance(n, int) and asked is None and n * prompts > 1 and n * prompts * context > settings.max_output_tokens:
+            return LimitExceeded("max_tokens", f"Set max_tokens: with n x prompts = {n * prompts}, n x max_tokens may be at most {settings.max_output_tokens}.")
+    return _image_problem(body, settings)
+
+
+def _image_problem(body: dict[str, Any], settings: Settings) -> LimitExceeded | None:
+    images = 0
+    for i, message in enumerate(body.get("messages") or []):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            if not (isinstance(part, dict) and part.get("type") == "image_url"):
+                continue
+            images += 1
+            param = f"messages[{i}].content[{j}].image_url"
+            if images > MAX_IMAGES:
+                return LimitExceeded(param, f"At most {MAX_IMAGES} images per request.")
+            ref = part.get("image_url")
+            url = ref.get("url") if isinstance(ref, dict) else ref
+            if not isinstance(url, str):
+                continue  # the worker explains what an image_url must be
+            if url.startswith("data:"):
+                decoded = len(url.partition(",")[2]) * 3 // 4
+                if decoded > settings.max_image_bytes:
+                    return LimitExceeded(param, f"Images may be at most {settings.max_image_bytes} bytes; this one is about {decoded}.")
+            elif len(url) > MAX_IMAGE_URL_CHARS:
+                return LimitExceeded(param, f"Image URLs may be at most {MAX_IMAGE_URL_CHARS} characters.")
+    return None
