@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
 from backend.db import session
@@ -76,10 +76,13 @@ def parse_siwe(message: str) -> dict[str, str]:
     return {k: v for k, v in match.groupdict().items() if v is not None}
 
 
-def issue_nonce() -> str:
+def issue_nonce(now: float | None = None) -> str:
+    """A fresh nonce; nonces past their TTL (used or not) are deleted on the way, since none can sign in any more."""
+    now = time.time() if now is None else now
     nonce = secrets.token_hex(16)
     with session() as db:
-        db.add(SiweNonce(nonce=nonce, issued_at=time.time()))
+        db.exec(delete(SiweNonce).where(SiweNonce.issued_at <= now - NONCE_TTL_S))
+        db.add(SiweNonce(nonce=nonce, issued_at=now))
         db.commit()
     return nonce
 

@@ -23,7 +23,9 @@ E2E_ENV = {
     "ONE_AUDIT_NEW_RATE": "0.5",  # half of a new worker's deterministic jobs are re-run (tests/e2e/test_audits.py)
     "ONE_AUDIT_WARMUP": "2",  # two passed audits make a worker established (able to settle a dispute)
     "ONE_UNBOND_DELAY_S": "0",  # bonds come back at the next settlement
+    "ONE_AGENT_MIN_INTERVAL_S": "1",  # tests/e2e/test_agents.py schedules agents every few seconds
     "ONE_RATE_LIMIT_OPEN": "100000",  # every e2e caller is 127.0.0.1; the limits have tests of their own
+    "ONE_NONCE_RATE_PER_MINUTE": "100000",
 }
 
 

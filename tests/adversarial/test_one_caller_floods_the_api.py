@@ -9,10 +9,17 @@ a closed epoch's tree is built once.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from nacl.signing import SigningKey
+from sqlmodel import select
 
 from backend import auth
+from backend.api import one_routes
+from backend.db import session
+from backend.db.models import SiweNonce
+from backend.limits import RateLimiter
 from backend.inference import Caller
 from backend.settlement import close_epoch, epoch_tree, inclusion_proof
 from backend.protocol import merkle
@@ -27,6 +34,8 @@ def tight(monkeypatch):
     monkeypatch.setenv("ONE_RATE_LIMIT_PER_KEY", "3")
     monkeypatch.setenv("ONE_RATE_LIMIT_PER_ACCOUNT", "4")
     monkeypatch.setenv("ONE_VERIFY_MAX_RECEIPTS", "5")
+    monkeypatch.setenv("ONE_NONCE_RATE_PER_MINUTE", "3")
+    monkeypatch.setattr(one_routes, "NONCE_RATE", RateLimiter())
 
 
 def test_keyless_callers_are_limited_per_address_with_headers_on_every_reply(tight, api):
@@ -50,6 +59,15 @@ def test_a_key_and_its_account_have_limits_of_their_own(tight, api):
     assert [models(second) for _ in range(2)] == [200, 429]  # the account's 4, across both keys
     assert models(other) == 200  # another account is not held back
     assert api.get("/v1/models").status_code == 200  # nor is the address's key-less bucket
+
+
+def test_sign_in_nonces_are_rate_limited_and_expired_ones_pruned(tight, api):
+    assert [api.get("/one/auth/nonce").status_code for _ in range(4)] == [200, 200, 200, 429]
+    with session() as db:
+        assert len(db.exec(select(SiweNonce)).all()) == 3
+    auth.issue_nonce(now=time.time() + auth.NONCE_TTL_S + 1)  # the three are past their TTL by then
+    with session() as db:
+        assert len(db.exec(select(SiweNonce)).all()) == 1
 
 
 def test_verify_is_capped(tight, api):
