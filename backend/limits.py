@@ -73,8 +73,8 @@ def json_problem(value: Any) -> tuple[str, str] | None:
     stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
         item, path, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return path or "body", f"nests deeper than {MAX_JSON_DEPTH} levels"
+        if depth > MAX_JSON_DEPTH:  # named by its top-level field: the full path would be as deep as the nesting
+            return path.split(".")[0].split("[")[0] or "body", f"nests deeper than {MAX_JSON_DEPTH} levels"
         if isinstance(item, bool) or item is None or isinstance(item, str):
             continue
         if isinstance(item, int):

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.limits import SAFE_INT
+
 
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -73,7 +75,7 @@ class _Sampling(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     n: int = Field(default=1, ge=1, le=16)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-SAFE_INT, le=SAFE_INT)
     min_tokens: int | None = Field(default=None, ge=0, description="vLLM extra: no end-of-sequence before this many tokens")
     stop: str | list[str] | None = Field(default=None, max_length=4)
     user: str | None = None
@@ -115,7 +117,7 @@ class ImageRequest(BaseModel):
     response_format: Literal["url", "b64_json"] = "url"
     quality: str | None = None
     style: str | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-SAFE_INT, le=SAFE_INT)
     user: str | None = None
 
 

@@ -152,7 +152,7 @@ class TransformersTextEngine:
                     if body.get("seed") is not None:
                         from transformers import set_seed
 
-                        set_seed(int(body["seed"]) + index)
+                        set_seed((int(body["seed"]) + index) % 2**32)  # numpy takes 0..2^32-1; the API allows ±(2^53-1)
                     self.model.generate(
                         input_ids=torch.tensor([prompt], device=self.device),
                         attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=self.device),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 
 pytestmark = pytest.mark.e2e
 
@@ -43,3 +44,46 @@ def test_v1_never_500s_and_errors_are_openai_shaped(devnet):
 
         check()
     assert len(statuses) >= 50 and 400 in statuses and 200 in statuses, statuses
+
+
+def _enlarge(value, depth: int = 0):
+    """The same request, bigger: integers pushed past 2^53 and strings repeated, lists grown."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value * 2**60 + 2**60
+    if isinstance(value, str):
+        return value * 500 if value else "x" * 5000
+    if isinstance(value, list):
+        return [_enlarge(v, depth + 1) for v in value] * (50 if depth < 2 else 1)
+    if isinstance(value, dict):
+        return {k: _enlarge(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def test_larger_and_invalid_inputs_never_500_on_v1_or_one(devnet):
+    """Negative-mode and enlarged cases for every /v1 and /one operation (the money routes included)."""
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_url(devnet.url + "/openapi.json").include(path_regex="^/(v1|one)/")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert any(op.path.startswith("/one/") for op in operations)
+    statuses: list[int] = []
+    for operation in operations:
+        for mode in (GenerationMode.NEGATIVE, GenerationMode.POSITIVE):
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=int(__import__("os").environ.get("SCHEMA_EXAMPLES", "12")), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+            def check(case):
+                if mode is GenerationMode.POSITIVE and isinstance(case.body, (dict, list)):
+                    case.body = _enlarge(case.body)
+                response = case.call(timeout=60)
+                statuses.append(response.status_code)
+                assert response.status_code < 500, (case.method, case.path, str(case.body)[:300], response.text[:300])
+                _check_openai_error_shape(response)
+
+            try:
+                check()
+            except Unsatisfiable:  # an operation with nothing to break (no parameters, no body) has no negative cases
+                assert mode is GenerationMode.NEGATIVE
+    assert 400 in statuses and 200 in statuses, statuses
