@@ -25,6 +25,7 @@ from backend.limits import Quota, RateLimiter, json_problem
 GUARDED = ("/v1/", "/one/")
 BODY_METHODS = ("POST", "PUT", "PATCH")
 PARSE_IN_THREAD = 256 * 1024  # bigger bodies are checked off the event loop
+DRAIN_LIMIT = 64 * 2**20  # after a 413, the most of the refused body read (and dropped) before the connection closes
 
 
 class Door:
@@ -51,6 +52,7 @@ class Door:
             if body is None:
                 message = f"The request body is larger than {cap} bytes."
                 await _reply(send, 413, error_body(message, "invalid_request_error", None, "request_too_large"), rate_headers)
+                await _discard(receive, DRAIN_LIMIT)  # a client still uploading then reads the 413 instead of a reset
                 return
             if body and "json" in headers.get("content-type", "json"):
                 problem = await asyncio.to_thread(_json_check, body) if len(body) > PARSE_IN_THREAD else _json_check(body)
@@ -98,6 +100,16 @@ async def _read_capped(receive: Receive, cap: int) -> bytes | None:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+async def _discard(receive: Receive, limit: int) -> None:
+    """Read and drop the rest of a refused body, up to `limit` bytes: memory stays flat, the client sees the 413."""
+    dropped = 0
+    while dropped <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
+        dropped += len(message.get("body", b""))
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

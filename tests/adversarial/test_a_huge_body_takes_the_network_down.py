@@ -45,14 +45,15 @@ async def _through_door(headers: list[tuple[bytes, bytes]], chunks: int, chunk: 
         return {"type": "http.request", "body": chunk, "more_body": read[0] < chunks}
 
     async def send(message):
-        sent.append(message)
+        sent.append({**message, "read_before": read[0] * len(chunk)})
 
     scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": headers, "client": ("203.0.113.9", 1)}
     await Door(downstream)(scope, receive, send)
-    return downstream.called, read[0] * len(chunk), sent
+    return downstream.called, sent[0]["read_before"], sent  # bytes read when the 413 went out (the rest is dropped)
 
 
 async def test_a_40mb_body_is_refused_from_its_length_before_a_byte_is_read(sqlite_db):
+    """The 413 goes out first; the door then reads and drops what the client still sends, so it sees the 413."""
     called, read, sent = await _through_door([(b"content-length", str(FORTY_MB).encode()), (b"content-type", b"application/json")], FORTY_MB // 65536)
     assert sent[0]["status"] == 413 and not called and read == 0
     error = json.loads(sent[1]["body"])["error"]
