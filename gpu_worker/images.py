@@ -1,4 +1,5 @@
-"""Images referenced by chat `image_url` parts: data: URLs decoded, http(s) URLs fetched with limits."""
+"""Images referenced by chat `image_url` parts: data: URLs decoded, http(s) URLs fetched through the checked fetch
+(backend.safe_fetch: public addresses only, pinned, no redirects), at most max_image_bytes either way."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ import binascii
 import io
 from typing import Any
 
-import httpx
-
+from backend.config import get_settings
+from backend.safe_fetch import FetchError, fetch
 from gpu_worker.engines import EngineError
 
-MAX_IMAGE_BYTES = 20 * 2**20
 FETCH_TIMEOUT_S = 10.0
 
 
@@ -29,9 +29,11 @@ def image_urls(messages: list[dict[str, Any]]) -> list[str]:
 
 
 async def load_image(url: Any):
-    """A PIL image from a data: URL or an http(s) URL (at most MAX_IMAGE_BYTES, FETCH_TIMEOUT_S)."""
+    """A PIL image from a data: URL or an http(s) URL (at most max_image_bytes, FETCH_TIMEOUT_S). The limit is the
+    coordinator's setting of the same name (ONE_MAX_IMAGE_BYTES), which a worker reads from its own environment."""
     from PIL import Image, UnidentifiedImageError
 
+    max_bytes = get_settings().max_image_bytes
     if not isinstance(url, str):
         raise EngineError("invalid_request", "image_url.url must be a string")
     if url.startswith("data:"):
@@ -43,31 +45,17 @@ async def load_image(url: Any):
         except (binascii.Error, ValueError):
             raise EngineError("invalid_request", "data: image URL is not valid base64") from None
     elif url.startswith(("http://", "https://")):
-        raw = await _fetch(url)
+        try:
+            raw = await fetch(url, max_bytes=max_bytes, timeout_s=FETCH_TIMEOUT_S)
+        except FetchError as exc:
+            raise EngineError("invalid_request", f"fetching the image failed: {exc}") from None
     else:
         raise EngineError("invalid_request", "image_url.url must be a data: or http(s) URL")
-    if len(raw) > MAX_IMAGE_BYTES:
-        raise EngineError("invalid_request", f"image is larger than {MAX_IMAGE_BYTES} bytes")
+    if len(raw) > max_bytes:
+        raise EngineError("invalid_request", f"image is larger than {max_bytes} bytes")
     try:
         image = Image.open(io.BytesIO(raw))
         image.load()
     except (UnidentifiedImageError, OSError):
         raise EngineError("invalid_request", "image_url does not hold a readable image") from None
     return image.convert("RGB")
-
-
-async def _fetch(url: str) -> bytes:
-    try:
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, follow_redirects=True, max_redirects=3) as client:
-            async with client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise EngineError("invalid_request", f"fetching the image failed with HTTP {response.status_code}")
-                chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_IMAGE_BYTES:
-                        raise EngineError("invalid_request", f"image is larger than {MAX_IMAGE_BYTES} bytes")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-    except httpx.HTTPError as exc:
-        raise EngineError("invalid_request", f"fetching the image failed: {type(exc).__name__}") from None

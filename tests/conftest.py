@@ -26,6 +26,7 @@ E2E_ENV = {
     "ONE_AGENT_MIN_INTERVAL_S": "1",  # tests/e2e/test_agents.py schedules agents every few seconds
     "ONE_RATE_LIMIT_OPEN": "100000",  # every e2e caller is 127.0.0.1; the limits have tests of their own
     "ONE_NONCE_RATE_PER_MINUTE": "100000",
+    "ONE_FETCH_ALLOW_NETWORKS": '["127.0.0.1/32"]',  # the tests' local webhook, search and image servers (workers too)
 }
 
 

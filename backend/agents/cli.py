@@ -31,7 +31,8 @@ def _call(method: str, url: str, key: str, path: str, **kw):
 
 @agent_app.command()
 def validate(file: Path) -> None:
-    """Check an agent file against the schema, this catalog's models, the tools and the packages."""
+    """Check an agent file against the schema, this catalog's models, the tools and the packages (the network's own
+    limits, such as the shortest schedule, are checked when it is deployed)."""
     from backend.agents import tools
     from backend.agents.spec import AgentSpecError, parse_agent
     from backend.catalog import load_catalog, load_packages

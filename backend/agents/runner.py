@@ -7,7 +7,12 @@ the result goes back into the conversation; then the model writes the report. Ev
 every tool call is a receipt whose `parent` is the receipt before it, so a run's whole history is one
 verifiable trail. The budget is the owner's lane balance (402 stops the run), plus `max_spend` per run,
 checked against each step's quote before it is sent: no overdraft. Results go to the webhook only
-(HMAC-signed, retried); the database keeps statuses and receipt hashes, never text.
+(HMAC-signed, retried, through the checked fetch: public addresses only), and only from runs that did some
+work; the database keeps statuses and receipt hashes, never text.
+
+Deploying is free, so it is where abuse is stopped: the account must be able to pay for a step, a schedule
+may not fire more often than `agent_min_interval_s`, and an account has at most `max_agents_per_account`
+agents and `max_agent_runs_per_account` runs going at once.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from backend.agents import tools as tools_mod
@@ -30,13 +35,27 @@ from backend.agents.spec import AgentSpec, next_run, parse_agent
 from backend.auth import package_live
 from backend.db import session
 from backend.db.models import AgentRecord, AgentRun
+from backend.inference import Caller, Finished, InferenceError
+from backend.lanes import quote
 from backend.protocol import receipt as rc
+from backend.safe_fetch import AddressRefused, FetchError, fetch, public_target
 from backend.signing import public_hex, sign_hex
 
 log = logging.getLogger("one.agents")
 STEP_MAX_TOKENS = 64
 RETRIES = 3
+WEBHOOK_TIMEOUT_S = 10.0
+WEBHOOK_REPLY_BYTES = 64 * 1024  # read and dropped: a webhook's answer is only its status
 DEFAULT_GOAL = "You are the unattended agent `{name}`. Use each tool you are given, then write a short report."
+
+
+def agent_id_of(account: str, name: str) -> str:
+    return f"{account}:{name}"
+
+
+def account_of(agent_id: str) -> str:
+    """The owner in an agent id (names have no colon)."""
+    return agent_id.rpartition(":")[0]
 
 
 def sign_webhook(secret: str, body: bytes) -> str:
@@ -67,9 +86,6 @@ class RunContext:
 
     async def step(self, body: dict[str, Any]) -> Any:
         """One inference through the normal path, with the budget checked first and retries on capacity errors."""
-        from backend.inference import Caller, Finished, InferenceError
-        from backend.lanes import quote
-
         rt = self.runner.runtime
         model = rt.catalog.get(body["model"])
         if self.spec.budget.max_spend is not None and model is not None:
@@ -126,21 +142,32 @@ class AgentRunner:
     def validate(self, text: str) -> AgentSpec:
         rt = self.runtime
         return parse_agent(text, models={m.id for m in rt.catalog.models}, tools=set(tools_mod.REGISTRY),
-                           packages={p.id for p in rt.packages.packages})  # fmt: skip
+                           packages={p.id for p in rt.packages.packages}, min_interval_s=self.settings.agent_min_interval_s)  # fmt: skip
 
     def deploy(self, text: str, account: str, lane: str, package: str | None) -> tuple[AgentRecord, str | None]:
-        """Store (or replace) an agent for this account; returns it and its webhook secret (shown once, on create)."""
+        """Store (or replace) an agent for this account; returns it and its webhook secret (shown once, on create).
+        Refusals are InferenceErrors: 400 for the file, 402 when the account cannot pay, 403 over the agent cap."""
         spec = self.validate(text)
         if spec.budget.lane != lane or (spec.budget.package or None) != (package or None):
-            raise ValueError(f"the budget ({spec.budget.lane}{' / ' + spec.budget.package if spec.budget.package else ''}) must be the key's lane"
-                             f" ({lane}{' / ' + package if package else ''})")  # fmt: skip
+            raise InferenceError(400, f"the budget ({spec.budget.lane}{' / ' + spec.budget.package if spec.budget.package else ''}) must be the key's lane"
+                                      f" ({lane}{' / ' + package if package else ''})", "invalid_agent", param="budget")  # fmt: skip
+        if spec.output is not None:
+            try:
+                public_target(str(spec.output.webhook))
+            except FetchError as exc:
+                raise InferenceError(400, f"output.webhook: {exc}", "invalid_agent", param="output.webhook") from None
+        self.check_can_pay(spec, account, lane, package)
         now = time.time()
         with session() as db:
-            record = db.get(AgentRecord, f"{account}:{spec.agent}")
+            record = db.get(AgentRecord, agent_id_of(account, spec.agent))
             secret = None
             if record is None:
+                owned = db.exec(select(func.count()).select_from(AgentRecord).where(AgentRecord.account == account)).one()
+                if owned >= self.settings.max_agents_per_account:
+                    raise InferenceError(403, f"This account has {owned} agents, the most one account may have ({self.settings.max_agents_per_account});"
+                                              " replace one (deploy it again under its name) instead.", "too_many_agents")  # fmt: skip
                 secret = secrets.token_hex(24)
-                record = AgentRecord(id=f"{account}:{spec.agent}", name=spec.agent, account=account, lane=lane, package=package,
+                record = AgentRecord(id=agent_id_of(account, spec.agent), name=spec.agent, account=account, lane=lane, package=package,
                                      spec=text, webhook_secret=secret, status="active", created_at=now)  # fmt: skip
             record.spec, record.lane, record.package = text, lane, package
             record.next_run_at = next_run(spec.trigger.schedule, now) if spec.trigger.schedule else None
@@ -149,14 +176,35 @@ class AgentRunner:
             db.refresh(record)
             return record, secret
 
+    def check_can_pay(self, spec: AgentSpec, account: str, lane: str, package: str | None) -> None:
+        """402 unless the account can pay for a step of this agent now: its model on the lane, a live package on the
+        Dedicated lane, and a balance (Included: this epoch's allotment) that covers one step's quote."""
+        lanes = self.runtime.inference.lanes
+        model = self.runtime.catalog.get(spec.model)
+        step = quote(model, {"max_tokens": STEP_MAX_TOKENS}, "chat")
+        balance = lanes.summary(account, lane)["balance"]
+        if lane not in model.lanes:
+            why = f"`{model.id}` is not served on the {lane} lane"
+        elif lane == "dedicated" and not package_live(account, package):
+            why = f"its {package} package has expired"
+        elif balance < step:
+            why = f"one step of `{model.id}` may cost {step} micro-units, and it has {balance} left on the {lane} lane"
+        else:
+            return
+        raise InferenceError(402, f"This account cannot pay for the agent's steps: {why}. Hold $ONE for an Included allotment, or buy a"
+                                  " Dedicated package and deploy with its key.", "insufficient_quota", type_="insufficient_quota",
+                             extra={"offer": lanes.offer()})  # fmt: skip
+
     # ---- scheduling ----
     async def loop(self) -> None:
-        """Start every due agent (one run at a time per agent); the next time is stored before the run starts."""
+        """Start every due agent; the next time is stored before the run starts, so a skipped run waits for its next slot."""
         while True:
             try:
-                for agent_id in await asyncio.to_thread(claim_due):
-                    if agent_id not in self.running or self.running[agent_id].done():
+                for agent_id in await asyncio.to_thread(claim_due, None, self.settings.agent_min_interval_s):
+                    try:
                         self.start(agent_id, "schedule")
+                    except InferenceError as exc:
+                        log.info("agent %s: scheduled run skipped (%s)", agent_id, exc.code)
             except Exception:
                 log.exception("agent scheduler tick failed")
             await asyncio.sleep(1.0)
@@ -170,9 +218,18 @@ class AgentRunner:
                 db.commit()
 
     def start(self, agent_id: str, trigger: str) -> str:
+        """Start a run now: one at a time per agent (409), at most max_agent_runs_per_account per account (429).
+        The counts are this coordinator process's."""
+        if agent_id in self.running and not self.running[agent_id].done():
+            name = agent_id.rpartition(":")[2]
+            raise InferenceError(409, f"`{name}` is already running; wait for this run to end.", "agent_running")
+        cap, owner = self.settings.max_agent_runs_per_account, account_of(agent_id)
+        going = sum(1 for other, task in self.running.items() if not task.done() and account_of(other) == owner)
+        if going >= cap:
+            raise InferenceError(429, f"This account has {going} agent runs going, the most it may have at once ({cap});"
+                                      " try again when one ends.", "too_many_agent_runs", type_="requests")  # fmt: skip
         run_id = secrets.token_hex(8)
-        task = asyncio.get_running_loop().create_task(self.run(agent_id, run_id, trigger))
-        self.running[agent_id] = task
+        self.running[agent_id] = asyncio.get_running_loop().create_task(self.run(agent_id, run_id, trigger))
         return run_id
 
     # ---- one run ----
@@ -222,7 +279,7 @@ class AgentRunner:
             log.exception("agent %s run %s failed", record.name, run_id)
             run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
         run.spent, run.receipts, run.tools, run.finished_at = ctx.spent, json.dumps(ctx.trail), json.dumps(ctx.tools_called), time.time()
-        if spec.output is not None:
+        if spec.output is not None and ctx.trail:  # a run that did nothing sends nothing: no free POSTs to anyone
             run.delivered = await self.deliver(str(spec.output.webhook), record, run, report)
         with session() as db:
             db.add(run)
@@ -232,25 +289,29 @@ class AgentRunner:
         return run
 
     async def deliver(self, url: str, record: AgentRecord, run: AgentRun, report: str) -> bool:
-        """POST the results and receipt hashes, signed with the agent's secret; retried with backoff."""
+        """POST the results and receipt hashes, signed with the agent's secret, through the checked fetch (the address
+        checked again each time: DNS may have changed since deploy); retried with backoff, unless refused."""
         body = json.dumps({"agent": record.name, "run": run.id, "status": run.status, "report": report, "error": run.error,
                            "receipts": json.loads(run.receipts), "tools": json.loads(run.tools), "spent": run.spent}).encode()  # fmt: skip
         headers = {"content-type": "application/json", "x-one-signature": sign_webhook(record.webhook_secret, body)}
         for attempt in range(RETRIES):
+            if attempt:
+                await asyncio.sleep(0.5 * 2**attempt)
             try:
-                async with httpx.AsyncClient(timeout=10) as client:
-                    reply = await client.post(url, content=body, headers=headers)
-                if reply.status_code < 300:
-                    return True
-            except httpx.HTTPError:
+                await fetch(url, method="POST", content=body, headers=headers, max_bytes=WEBHOOK_REPLY_BYTES,
+                            timeout_s=WEBHOOK_TIMEOUT_S)
+                return True
+            except AddressRefused as exc:
+                log.warning("agent %s run %s: webhook refused: %s", record.name, run.id, exc)
+                return False
+            except FetchError:
                 pass
-            await asyncio.sleep(0.5 * 2**attempt)
         return False
 
 
-def claim_due(now: float | None = None) -> list[str]:
-    """The agents due now, each claimed by moving its next run time on with a compare-and-set, so
-    coordinator replicas sharing one database never start the same run twice."""
+def claim_due(now: float | None = None, min_interval_s: float = 0.0) -> list[str]:
+    """The agents due now, each claimed by moving its next run time on (never less than `min_interval_s` ahead)
+    with a compare-and-set, so coordinator replicas sharing one database never start the same run twice."""
     now = time.time() if now is None else now
     with session() as db:
         due = db.exec(select(AgentRecord.id, AgentRecord.spec, AgentRecord.next_run_at)
@@ -258,8 +319,9 @@ def claim_due(now: float | None = None) -> list[str]:
         claimed = []
         for agent_id, text, at in due:
             schedule = parse_agent(text).trigger.schedule
+            following = next_run(schedule, now) if schedule else None
             moved = db.connection().execute(update(AgentRecord).where(col(AgentRecord.id) == agent_id, col(AgentRecord.next_run_at) == at)
-                                            .values(next_run_at=next_run(schedule, now) if schedule else None))  # fmt: skip
+                                            .values(next_run_at=None if following is None else max(following, now + min_interval_s)))  # fmt: skip
             if moved.rowcount == 1:
                 claimed.append(agent_id)
         db.commit()

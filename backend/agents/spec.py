@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, fie
 
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DEPTH = 8  # nested mappings and lists; an agent file needs 2
+CRON_SAMPLES = 64  # firings looked at to find a cron expression's shortest gap
 
 
 def schedule_interval(schedule: str) -> int | None:
@@ -28,15 +32,31 @@ def schedule_interval(schedule: str) -> int | None:
     return int(match.group(1)) * _UNITS[match.group(2)] if match else None
 
 
-def next_run(schedule: str, after: float) -> float:
+def shortest_interval(schedule: str) -> float:
+    """The shortest time between two runs: the interval itself, or the smallest gap among a cron expression's
+    first firings (croniter also takes a sixth field, seconds)."""
+    interval = schedule_interval(schedule)
+    if interval is not None:
+        return interval
+    firings = [next_run(schedule, 0.0)]
+    while len(firings) <= CRON_SAMPLES and firings[-1] is not None:
+        firings.append(next_run(schedule, firings[-1]))
+    return min((b - a for a, b in zip(firings, firings[1:]) if b is not None), default=math.inf)
+
+
+def next_run(schedule: str, after: float) -> float | None:
+    """When the schedule fires next after `after`; None if it never does again (a cron date that never comes)."""
     interval = schedule_interval(schedule)
     if interval is not None:
         return after + interval
     from datetime import datetime, timezone
 
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
-    return croniter(schedule, datetime.fromtimestamp(after, timezone.utc)).get_next(float)
+    try:
+        return croniter(schedule, datetime.fromtimestamp(after, timezone.utc)).get_next(float)
+    except CroniterBadDateError:
+        return None
 
 
 class Trigger(BaseModel):
@@ -58,6 +78,8 @@ class Trigger(BaseModel):
 
         if not croniter.is_valid(value):
             raise ValueError(f'"{value}" is neither "every N s|m|h|d" nor a cron expression')
+        if next_run(value, time.time()) is None:
+            raise ValueError(f'"{value}" never fires')
         return value
 
     @model_validator(mode="after")
@@ -130,9 +152,28 @@ def _lines(node: Any, path: tuple = (), out: dict | None = None) -> dict[tuple, 
     return out
 
 
-def parse_agent(text: str, *, models: set[str] | None = None, tools: set[str] | None = None, packages: set[str] | None = None) -> AgentSpec:
-    """Validate an agent file; with the catalog's models, the registered tools and the packages, also check names."""
+def refuse_unsafe_yaml(text: str) -> None:
+    """Refuse anchors, aliases and deep nesting from the parser's events, before any node is built: aliases let a
+    few hundred bytes expand into billions of nodes (or into a loop), and deep nesting exhausts the recursion of
+    the node builder. An agent file needs none of them."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            problem = "YAML anchors and aliases (&name, *name) are not allowed in an agent file"
+        elif depth > MAX_DEPTH:
+            problem = f"the file nests deeper than {MAX_DEPTH} levels"
+        else:
+            continue
+        raise AgentSpecError([SpecProblem(event.start_mark.line + 1, "", problem)])
+
+
+def parse_agent(text: str, *, models: set[str] | None = None, tools: set[str] | None = None, packages: set[str] | None = None,
+                min_interval_s: float | None = None) -> AgentSpec:  # fmt: skip
+    """Validate an agent file; with the catalog's models, the registered tools and the packages, also check names;
+    with `min_interval_s`, that the schedule does not fire more often."""
     try:
+        refuse_unsafe_yaml(text)
         node = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -169,6 +210,9 @@ def parse_agent(text: str, *, models: set[str] | None = None, tools: set[str] | 
             problems.append(SpecProblem(lines.get(("tools", i), 1), f"tools[{i}]", f"unknown tool `{tool}` (known: {', '.join(sorted(tools))})"))
     if packages is not None and spec.budget.package and spec.budget.package not in packages:
         problems.append(SpecProblem(lines.get(("budget", "package"), 1), "budget.package", f"no package `{spec.budget.package}`"))
+    if min_interval_s is not None and spec.trigger.schedule and shortest_interval(spec.trigger.schedule) < min_interval_s:
+        problems.append(SpecProblem(lines.get(("trigger", "schedule"), 1), "trigger.schedule",
+                                    f"runs may be at least {min_interval_s:g} s apart on this network"))  # fmt: skip
     if len(set(spec.tools)) != len(spec.tools):
         problems.append(SpecProblem(lines.get(("tools",), 1), "tools", "a tool is listed twice"))
     if problems:

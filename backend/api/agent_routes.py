@@ -1,5 +1,5 @@
 """Agents over HTTP: deploy a YAML file, list, run now, pause/resume, read runs. A bearer key (SIWE session or
-Dedicated package) owns its agents and pays for them."""
+Dedicated package) owns its agents and pays for them. Every refusal is in the OpenAI error shape."""
 
 from __future__ import annotations
 
@@ -30,12 +30,13 @@ def _public(record) -> dict[str, Any]:
 
 
 def _record(request: Request, name: str):
+    from backend.agents.runner import agent_id_of
     from backend.db import session
     from backend.db.models import AgentRecord
 
     principal = _principal(request)
     with session() as db:
-        record = db.get(AgentRecord, f"{principal.account}:{name}")
+        record = db.get(AgentRecord, agent_id_of(principal.account, name))
     if record is None:
         raise InferenceError(404, f"No agent `{name}` for this account.", "agent_not_found", param="name")
     return record
@@ -43,7 +44,8 @@ def _record(request: Request, name: str):
 
 @router.post("", response_model=None)
 async def deploy(body: DeployBody, request: Request):
-    """Validate and store an agent; 400 lists every problem with its line and field."""
+    """Validate and store an agent; 400 lists every problem with its line and field (402: the account cannot pay,
+    403: it has its most agents)."""
     from fastapi.responses import JSONResponse
 
     from backend.agents.spec import AgentSpecError
@@ -54,8 +56,6 @@ async def deploy(body: DeployBody, request: Request):
     except AgentSpecError as exc:
         problems = [{"line": p.line, "field": p.field, "message": p.message} for p in exc.problems]
         return JSONResponse({**error_body(str(exc), "invalid_request_error", problems[0]["field"] or None, "invalid_agent"), "problems": problems}, 400)
-    except ValueError as exc:
-        return error_response(InferenceError(400, str(exc), "invalid_agent", param="budget"))
     return {**_public(record), "webhook_secret": secret}
 
 
@@ -74,7 +74,11 @@ async def list_agents(request: Request) -> dict[str, Any]:
 
 @router.post("/{name}/run")
 async def run_now(name: str, request: Request) -> dict[str, Any]:
+    """Start a run now: 409 if the agent is paused or already running, 429 over the account's runs at once."""
     record = _record(request, name)
+    if record.status != "active":
+        message = f"`{name}` is {record.status}; resume it first (POST /one/agents/{name}/resume)."
+        raise InferenceError(409, message, "agent_paused")
     return {"run": get_runtime().agents.start(record.id, "manual")}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.agents.spec import AgentSpecError, next_run, parse_agent
+from backend.agents.spec import AgentSpecError, next_run, parse_agent, shortest_interval
 
 MODELS, TOOLS, PACKAGES = {"tiny-chat", "tiny-vision"}, {"web_search", "summarize", "http_get"}, {"starter", "pro", "cluster"}
 EXAMPLE = """agent: research-monitor
@@ -51,3 +51,23 @@ def test_each_mistake_names_its_line_and_field(text, line, field, words):
     assert (problem.line, problem.field) == (line, field), err.value.problems
     assert words in problem.message, problem.message
     assert f"line {line}" in str(err.value)
+
+
+@pytest.mark.parametrize(("schedule", "seconds"), [("every 90s", 90), ("every 2h", 7200), ("*/5 * * * *", 300), ("0 9 * * 1-5", 86400),
+                                                   ("* * * * * */10", 10), ("0 0 29 2 *", 4 * 365 * 86400 + 86400)])  # fmt: skip
+def test_the_shortest_interval_of_a_schedule(schedule, seconds):
+    assert shortest_interval(schedule) == seconds
+
+
+def test_a_schedule_faster_than_the_network_allows_names_its_line():
+    with pytest.raises(AgentSpecError) as err:
+        parse_agent(EXAMPLE.replace("every 6h", "every 30s"), min_interval_s=60)
+    problem = err.value.problems[0]
+    assert (problem.line, problem.field) == (3, "trigger.schedule") and "60 s" in problem.message
+    assert parse_agent(EXAMPLE.replace("every 6h", "every 1m"), min_interval_s=60).trigger.schedule == "every 1m"
+
+
+def test_a_cron_date_that_never_comes_is_refused():
+    with pytest.raises(AgentSpecError, match="never fires"):
+        parse(EXAMPLE.replace('"every 6h"', '"0 0 31 2 *"'))
+    assert next_run("0 0 31 2 *", 0.0) is None

@@ -1,71 +1,71 @@
-"""http_get refuses private addresses and caps size and time; web_search needs a configured provider."""
+"""http_get and the checked fetch it shares with webhooks and workers: private addresses refused, the connection
+pinned to the checked address, no redirects, size and time capped; web_search needs a configured provider."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http.server
-import socket
-import threading
 import time
 from types import SimpleNamespace
-from typing import Callable
 
 import pytest
 
-from backend.agents.tools import REGISTRY, ToolError, fetch_limited
+from backend.agents.tools import REGISTRY, ToolError
+from backend.safe_fetch import AddressRefused, FetchError, fetch, fetch_limited, is_public, public_target
+from tests.agents.net import PUBLIC, dns, recording_server  # noqa: F401  (dns: fixture)
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1/", "http://localhost/", "http://10.1.2.3/x", "http://192.168.0.1/", "http://169.254.169.254/latest",
-                                 "http://[::1]/", "file:///etc/passwd", "ftp://example.com/"])  # fmt: skip
+                                 "http://[::1]/", "http://[::ffff:10.0.0.1]/", "http://0.0.0.0/", "http://2130706433/", "file:///etc/passwd",
+                                 "ftp://example.com/", "http://:80/", "http://example.com:99999/"])  # fmt: skip
 def test_http_get_refuses_private_and_non_http_urls(url):
     with pytest.raises(ToolError):
         asyncio.run(REGISTRY["http_get"].run({"url": url}, SimpleNamespace()))
 
 
-@contextlib.contextmanager
-def recording_server(answer: Callable[[str], bytes]):
-    """A local HTTP server answering `answer(path)` to every GET; yields its port and the (path, Host) it saw."""
-    seen: list[tuple[str, str]] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            seen.append((self.path, self.headers["host"]))
-            body = answer(self.path)
-            self.send_response(200)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield httpd.server_address[1], seen
-    finally:
-        httpd.shutdown()
+@pytest.mark.parametrize(("address", "public"), [(PUBLIC, True), ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", True), ("127.0.0.1", False),
+                                                 ("100.64.0.1", False), ("::ffff:127.0.0.1", False), ("64:ff9b::a9fe:a9fe", False),
+                                                 ("2002:7f00:1::", False), ("::127.0.0.1", False), ("fe80::1%eth0", False)])  # fmt: skip
+def test_only_globally_routable_addresses_are_public_even_inside_ipv6(address, public):
+    assert is_public(address) is public
 
 
-def sized_or_slow(path: str) -> bytes:
+def test_a_name_with_any_private_address_is_refused_whole(dns):
+    dns.answer("mixed.example", PUBLIC)
+    assert public_target("https://mixed.example/x?q=1")[1] == PUBLIC
+    dns.answer("mixed.example", "127.0.0.1")
+    with pytest.raises(AddressRefused, match="non-public address"):
+        public_target("https://mixed.example/x")
+
+
+def sized_or_slow(path: str) -> tuple[int, dict[str, str], bytes]:
     if path == "/slow":
         time.sleep(3)
-    return b"x" * (1024 * 1024 if path == "/big" else 10)
+    if path == "/moved":
+        return 302, {"location": "/small"}, b""
+    return 200, {}, b"x" * (1024 * 1024 if path == "/big" else 10)
 
 
 @pytest.fixture(scope="module")
 def server():
-    with recording_server(sized_or_slow) as (port, _):
-        yield f"http://127.0.0.1:{port}"
+    with recording_server(sized_or_slow) as (port, seen):
+        yield f"http://127.0.0.1:{port}", seen
 
 
-def test_fetch_caps_size_and_time(server):
-    assert asyncio.run(fetch_limited(server + "/small")) == "x" * 10
-    with pytest.raises(ToolError, match="over"):
-        asyncio.run(fetch_limited(server + "/big", max_bytes=64 * 1024))
-    with pytest.raises(ToolError, match="within"):
-        asyncio.run(fetch_limited(server + "/slow", timeout_s=0.5))
+def test_the_transfer_caps_size_and_time(server):
+    base, _ = server
+    assert asyncio.run(fetch_limited(base + "/small", max_bytes=64, timeout_s=5)) == b"x" * 10
+    with pytest.raises(FetchError, match="over"):
+        asyncio.run(fetch_limited(base + "/big", max_bytes=64 * 1024, timeout_s=5))
+    with pytest.raises(FetchError, match="within"):
+        asyncio.run(fetch_limited(base + "/slow", max_bytes=64, timeout_s=0.5))
+
+
+def test_redirects_are_not_followed(server):
+    base, seen = server
+    before = len(seen)
+    with pytest.raises(FetchError, match="HTTP 302.*not followed"):
+        asyncio.run(fetch_limited(base + "/moved", max_bytes=64, timeout_s=5))
+    assert [path for _, path, _ in seen[before:]] == ["/moved"]
 
 
 def test_web_search_without_a_provider_says_so():
@@ -74,26 +74,37 @@ def test_web_search_without_a_provider_says_so():
 
 
 def test_fetch_to_an_address_keeps_the_name_in_the_host_header():
-    with recording_server(lambda path: b"ok") as (port, seen):
-        assert asyncio.run(fetch_limited(f"http://127.0.0.1:{port}/", host="news.example", port=port)) == "ok"
-        assert seen == [("/", f"news.example:{port}")]
+    with recording_server() as (port, seen):
+        body = asyncio.run(fetch_limited(f"http://127.0.0.1:{port}/", max_bytes=64, timeout_s=5, host="news.example", port=port, method="POST", content=b"{}"))
+        assert body == b"ok" and seen == [("POST", "/", f"news.example:{port}")]
 
 
-def test_http_get_connects_to_the_address_it_checked_not_a_second_dns_answer(monkeypatch):
+def test_http_get_connects_to_the_address_it_checked_not_a_second_dns_answer(dns):
     """DNS rebinding: the name first resolves to a public address, then to loopback. The fetch must go to
     the public address that was checked; the local server (what rebinding aims at) must see nothing."""
-    real = socket.getaddrinfo
-    answers = iter(["93.184.215.14"])
-
-    def rebinding(host, *args, **kwargs):
-        if host in ("rebind.example", b"rebind.example"):  # first answer public, every later one loopback (anyio asks in bytes)
-            return real(next(answers, "127.0.0.1"), *args, **kwargs)
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    with recording_server(lambda path: b"secret") as (port, hits):
+    dns.answer("rebind.example", PUBLIC, "127.0.0.1")
+    with recording_server(lambda path: (200, {}, b"secret")) as (port, hits):
         try:
             result = asyncio.run(REGISTRY["http_get"].run({"url": f"http://rebind.example:{port}/internal"}, SimpleNamespace()))
         except ToolError:
             result = ""  # the public address is unreachable from here: fine, as long as it was not loopback
         assert hits == [] and "secret" not in result
+        assert dns.lookups.count("rebind.example") == 1
+
+
+def test_the_whole_checked_fetch_is_within_its_time(monkeypatch):
+    """A resolver that stalls counts against the time limit too: the fetch gives up while the lookup still hangs."""
+    import socket
+    import threading
+
+    real, release = socket.getaddrinfo, threading.Event()
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: release.wait(30) and real(*a, **k))
+
+    async def attempt() -> bool:
+        with pytest.raises(FetchError, match="within"):
+            await fetch("http://slow-dns.example/", max_bytes=64, timeout_s=0.3)
+        stalled = not release.is_set()
+        release.set()
+        return stalled
+
+    assert asyncio.run(attempt())

@@ -172,7 +172,7 @@ def test_vision_with_a_data_url_image(client):
     assert reply.usage.prompt_tokens > plain.usage.prompt_tokens
 
 
-def test_vision_fetches_http_images_and_refuses_bad_ones(client):
+def test_vision_fetches_http_images_and_refuses_bad_and_private_ones(client):
     import http.server
     import threading
 
@@ -199,7 +199,9 @@ def test_vision_fetches_http_images_and_refuses_bad_ones(client):
             return client.chat.completions.create(model="tiny-vision", messages=[{"role": "user", "content": content}], max_tokens=4)
 
         assert ask(base + "/cat.png").model_extra["receipt"]["kind"] == "vision"
-        for bad in (base + "/junk.png", base + "/missing.png", "ftp://example/x.png", "data:image/png;base64,@@@"):
+        # The devnet's workers may reach 127.0.0.1 (ONE_FETCH_ALLOW_NETWORKS, tests only); nothing else private.
+        private = ("http://169.254.169.254/latest/meta-data/x.png", "http://10.0.0.1/x.png", f"http://[::ffff:127.0.0.2]:{server.server_address[1]}/cat.png")
+        for bad in (base + "/junk.png", base + "/missing.png", "ftp://example/x.png", "data:image/png;base64,@@@", *private):
             with pytest.raises(openai.BadRequestError):
                 ask(bad)
     finally:
