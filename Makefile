@@ -8,6 +8,7 @@ PORT   ?= 3000
 
 .PHONY: run test setup setup-test chromium clean bench
 
+# Listens on 127.0.0.1 only; `make run ONE_HOST=0.0.0.0` serves other machines too (make passes ONE_* through).
 run: setup
 	$(VENV)/bin/one up --port $(PORT)
 

@@ -1,5 +1,9 @@
 """Reflex config: one port in prod, memory state manager (no state pickles on disk), no telemetry.
 
+Port, listening address and public URL come from the ONE settings (environment, data_dir/network.env, .env),
+so `reflex run` binds loopback unless ONE_HOST says otherwise, and production mode (ONE_ENV=production)
+stops here, before anything is served, when the settings are unsafe.
+
 Scale mode: ONE_REDIS_URL moves Reflex's per-tab UI state to Redis so several coordinator replicas can
 serve the UI. That state never holds prompts, answers or keys (those stay in the browser)."""
 
@@ -7,14 +11,21 @@ import os
 
 import reflex as rx
 
-PORT = int(os.environ.get("ONE_PORT", "3000"))
+from backend.config import UnsafeSettings, get_settings
+
+settings = get_settings()
+try:
+    settings.refuse_if_unsafe()
+except UnsafeSettings as exc:
+    raise SystemExit(str(exc)) from None
 
 config = rx.Config(
     app_name="app",
-    frontend_port=PORT,
-    backend_port=PORT,
-    api_url=os.environ.get("ONE_PUBLIC_URL", f"http://127.0.0.1:{PORT}"),
-    deploy_url=os.environ.get("ONE_PUBLIC_URL", f"http://127.0.0.1:{PORT}"),
+    frontend_port=settings.port,
+    backend_port=settings.port,
+    backend_host=settings.host,
+    api_url=settings.url,
+    deploy_url=settings.url,
     state_manager_mode=rx.constants.StateManagerMode.REDIS if os.environ.get("ONE_REDIS_URL") else rx.constants.StateManagerMode.MEMORY,
     redis_url=os.environ.get("ONE_REDIS_URL") or None,
     telemetry_enabled=False,

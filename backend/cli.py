@@ -1,10 +1,11 @@
-"""The `one` command: verify receipts, run a node worker, build test models."""
+"""The `one` command: run the network, verify receipts, run a node worker, build test models."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Callable
 
 import typer
 from rich.console import Console
@@ -13,6 +14,9 @@ from rich.table import Table
 
 from backend.agents.cli import agent_app
 from gpu_worker.cli import build_models, worker_app
+
+if TYPE_CHECKING:
+    from backend.devnet import Devnet
 
 app = typer.Typer(help="ONE network command line.", no_args_is_help=True, add_completion=False)
 app.add_typer(worker_app, name="worker")
@@ -105,7 +109,7 @@ def verify_audit_cmd(
 @app.command("verify-proof")
 def verify_proof_cmd(
     receipt_hash: Annotated[str, typer.Argument(help="The receipt's hash")],
-    url: Annotated[str, typer.Option(help="Coordinator base URL")] = "http://127.0.0.1:3000",
+    url: Annotated[str, typer.Option(help="Coordinator base URL", envvar="ONE_COORDINATOR_URL")] = "http://127.0.0.1:3000",
     rpc: Annotated[str | None, typer.Option(help="Chain RPC URL: also check the root anchored on chain")] = None,
     coordinator: Annotated[str | None, typer.Option(help="Pin the coordinator public key (hex).")] = None,
 ) -> None:
@@ -131,53 +135,36 @@ def verify_proof_cmd(
 
 
 def main() -> None:
+    from backend.config import get_settings
+
+    # `one worker`, `one agent` and `one verify-proof` talk to the coordinator this machine's settings name (under
+    # `make run`: the port in network.env) unless told otherwise.
+    os.environ.setdefault("ONE_COORDINATOR_URL", get_settings().local_url)
     app()
 
 
-@app.command()
-def up(
-    port: Annotated[int, typer.Option(help="Port for the coordinator, API and UI.", envvar="ONE_PORT")] = 3000,
-    workers: Annotated[int, typer.Option(min=0, help="Local CPU node workers to start.")] = 1,
-    chain_port: Annotated[int, typer.Option(help="Port of the local dev chain (anvil).")] = 8545,
-) -> None:
-    """Start the whole network locally: coordinator + UI on one port and CPU node workers. Ctrl-C stops all."""
+@app.command("check-config")
+def check_config() -> None:
+    """List every setting production mode (ONE_ENV=production) would refuse; exit 1 if there is any."""
+    from backend.config import get_settings
+
+    problems = get_settings().production_problems()
+    for problem in problems:
+        console.print(f"[red]✗[/] {escape(problem)}")
+    console.print(f"[red]{len(problems)} problem(s)[/]: production mode refuses to start" if problems else "[green]ready for ONE_ENV=production")
+    raise typer.Exit(1 if problems else 0)
+
+
+def run_until_stopped(net: Devnet, start: Callable[[], None]) -> None:
+    """Start the network, then wait until one of its processes exits or we are told to stop: Ctrl-C, SIGTERM and
+    SIGHUP (a closed terminal) stop everything; a harder death (SIGKILL) is the watchdog's (backend/devnet.py)."""
     import signal
     import time
 
-    from backend.config import get_settings
-    from backend.devnet import Devnet, wait_for_workers
-    from gpu_worker.tiny_models import build_all
-
-    data_dir = get_settings().data_dir.resolve()
-    net = Devnet(port=port, data_dir=data_dir, log_dir=data_dir / "logs")
-    # Ctrl-C and SIGTERM both stop everything, even when started from a shell that ignored SIGINT.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # even when started from a shell that ignored SIGINT
+        signal.signal(sig, signal.default_int_handler)
     try:
-        with console.status("building tiny models"):
-            build_all(data_dir / "models")
-        with console.status("starting the dev chain (anvil) and deploying the test tokens"):
-            deployment = net.start_chain(chain_port)
-        with console.status(f"starting the coordinator on port {port} (first start installs the UI, ~1 min)"):
-            net.start_coordinator()
-        from backend.chain.devchain import dev_accounts
-
-        for i in range(workers):  # two slots: the demo Starter key reserves one for the Dedicated lane
-            payout = dev_accounts(10)[min(5 + i, 9)].address  # dev accounts 5..9 receive the local workers' payouts
-            net.start_worker(f"worker-{i}", "--slots", "2", "--payout-address", payout)
-        if workers:
-            with console.status("waiting for workers to register"):
-                wait_for_workers(net.url, workers)
-        with console.status("buying the demo Starter package on the dev chain"):
-            from backend.chain.devchain import dev_accounts
-            from backend.demo import ensure_demo_key
-
-            key_path = data_dir / "demo-key"
-            demo_key = ensure_demo_key(net.url, net.chain.web3(), deployment, dev_accounts(3)[2], key_path)
-        console.print(f"\n[bold green]ONE is up:[/] {net.url}   (OpenAI base_url: {net.url}/v1)")
-        console.print(f"demo Dedicated key (Starter, dev chain): {demo_key}   saved in {key_path}")
-        console.print(f"dev chain: {net.chain.rpc_url} (chain id {deployment.chain_id})  $ONE {deployment.one_token}  USDC {deployment.usdc_token}")
-        console.print(f"logs: {net.log_dir}   keys and database: {data_dir}   Ctrl-C stops everything")
+        start()
         while all(p.poll() is None for p in net.processes.values()):
             time.sleep(1)
         console.print("[red]a process exited; stopping. See the logs above.")
@@ -186,6 +173,77 @@ def up(
     finally:
         net.stop_all()
 
+
+@app.command()
+def serve() -> None:
+    """Start the coordinator + UI alone (production: the chain, treasury and workers are yours). Ctrl-C stops it."""
+    from backend.config import UnsafeSettings, get_settings
+    from backend.devnet import Devnet
+
+    settings = get_settings()
+    try:
+        settings.refuse_if_unsafe()
+    except UnsafeSettings as exc:
+        console.print(f"[red]{escape(str(exc))}")
+        raise typer.Exit(1) from None
+    data_dir = settings.data_dir.resolve()
+    net = Devnet(port=settings.port, data_dir=data_dir, log_dir=data_dir / "logs", host=settings.host)
+
+    def start() -> None:
+        with console.status(f"starting the coordinator on {settings.host}:{settings.port}"):
+            net.start_coordinator()
+        console.print(f"[bold green]ONE coordinator ({settings.env}) is up:[/] {settings.url}   logs: {net.log_dir}")
+
+    run_until_stopped(net, start)
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="Port for the coordinator, API and UI.", envvar="ONE_PORT")] = 3000,
+    workers: Annotated[int, typer.Option(min=0, help="Local CPU node workers to start.")] = 1,
+    chain_port: Annotated[int, typer.Option(help="Port of the local dev chain (anvil).")] = 8545,
+) -> None:
+    """Start the whole network locally: dev chain, coordinator + UI on one port and CPU node workers. Ctrl-C stops all.
+
+    What it generates (chain, addresses, key files, port) goes to <data dir>/network.env for every other `one` command."""
+    from backend.config import Settings
+    from backend.devnet import Devnet
+
+    settings = Settings()  # not get_settings(): network.env is what this command writes, never what it reads
+    if settings.env == "production":
+        console.print("[red]`one up` starts a dev network (anvil and its public keys); in production start the coordinator with `one serve`.")
+        raise typer.Exit(2)
+    data_dir = settings.data_dir.resolve()
+    net = Devnet(port=port, data_dir=data_dir, log_dir=data_dir / "logs", host=settings.host, public_url=settings.public_url)
+    run_until_stopped(net, lambda: _start_dev_network(net, workers, chain_port))
+
+
+def _start_dev_network(net: Devnet, workers: int, chain_port: int) -> None:
+    from backend.chain.devchain import dev_accounts
+    from backend.demo import ensure_demo_key
+    from backend.devnet import wait_for_workers
+    from gpu_worker.tiny_models import build_all
+
+    with console.status("building tiny models"):
+        build_all(net.data_dir / "models")
+    with console.status("starting the dev chain (anvil) and deploying the test tokens"):
+        deployment = net.start_chain(chain_port)
+    with console.status(f"starting the coordinator on {net.host}:{net.port} (first start installs the UI, ~1 min)"):
+        net.start_coordinator()
+    for i in range(workers):  # two slots: the demo Starter key reserves one for the Dedicated lane
+        payout = dev_accounts(10)[min(5 + i, 9)].address  # dev accounts 5..9 receive the local workers' payouts
+        net.start_worker(f"worker-{i}", "--slots", "2", "--payout-address", payout)
+    if workers:
+        with console.status("waiting for workers to register"):
+            wait_for_workers(net.url, workers)
+    with console.status("buying the demo Starter package on the dev chain"):
+        key_path = net.data_dir / "demo-key"
+        demo_key = ensure_demo_key(net.url, net.chain.web3(), deployment, dev_accounts(3)[2], key_path)
+    console.print(f"\n[bold green]ONE is up:[/] {net.url}   (OpenAI base_url: {net.url}/v1)")
+    console.print(f"demo Dedicated key (Starter, dev chain): {demo_key}   saved in {key_path}")
+    console.print(f"dev chain: {net.chain.rpc_url} (chain id {deployment.chain_id})  $ONE {deployment.one_token}  USDC {deployment.usdc_token}")
+    console.print(f"logs: {net.log_dir}   keys and database: {net.data_dir}   settings: {net.data_dir / 'network.env'}")
+    console.print("Ctrl-C stops everything")
 
 if __name__ == "__main__":
     main()

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
+from urllib.parse import urlsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# What `one up` generated (dev chain, its addresses, key files, port), under the data dir: every `one` command and the
+# coordinator read it, so `one settle` beside `make run` sees the same chain. Real environment variables still win.
+NETWORK_ENV = "network.env"
+DEV_CHAIN_ID = 31337  # anvil's (and hardhat's): never a chain that holds real money
+
+
+class UnsafeSettings(RuntimeError):
+    """Production mode refused the settings; the message lists every problem at once."""
 
 
 class Settings(BaseSettings):
@@ -18,6 +30,8 @@ class Settings(BaseSettings):
     public_url: str = ""
     # The interface the coordinator listens on: loopback unless told otherwise.
     host: str = "127.0.0.1"
+    # The port of the coordinator, API and UI (`one up --port` writes it to network.env).
+    port: int = 3000
     # Where keys, the SQLite file and dev state live.
     data_dir: Path = Path(".one")
     # Empty -> SQLite file under data_dir; set to postgresql+psycopg://... at scale.
@@ -78,6 +92,9 @@ class Settings(BaseSettings):
     # register more tools with @backend.agents.tools.tool.
     search_url: str = ""
     agent_tool_modules: list[str] = []
+    # Dev and test networks only (production refuses any): private networks (CIDRs such as "127.0.0.1/32") that
+    # agents' http_get and webhooks and workers' image_url fetches may reach besides public addresses.
+    fetch_allow_networks: list[str] = []
     # Agents: the shortest schedule interval, and per-account caps on deployed agents and runs at once.
     agent_min_interval_s: float = 60.0
     max_agents_per_account: int = 20
@@ -113,7 +130,103 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'one.db').resolve()}"
 
+    @property
+    def local_url(self) -> str:
+        """The coordinator as seen from this machine: what `one` commands beside it talk to."""
+        return local_url(self.host, self.port)
+
+    @property
+    def url(self) -> str:
+        """Where users reach the network: public_url, else (dev) the coordinator's own address."""
+        return (self.public_url or self.local_url).rstrip("/")
+
+    @property
+    def signin_domain(self) -> str:
+        """The domain SIWE messages must name: configured, never taken from a request (a phishing site's Host)."""
+        return self.siwe_domain or urlsplit(self.url).netloc
+
+    def treasury_private_key(self) -> str:
+        """The treasury's hex key: from treasury_key_file when set (production's only way), else treasury_key."""
+        return self.treasury_key_file.read_text().strip() if self.treasury_key_file else self.treasury_key
+
+    def production_problems(self) -> list[str]:
+        """Every setting production mode refuses (README "Deploying"), all at once so one start lists them all."""
+        problems = []
+        if self.open_access:
+            problems.append("ONE_OPEN_ACCESS is on: requests without a key would run unmetered (set ONE_OPEN_ACCESS=false)")
+        if self.dev_wallets:
+            problems.append("ONE_DEV_WALLETS is set: it opens the dev wallet's RPC (/one/dev/rpc) to anyone; leave it empty")
+        if self.fetch_allow_networks:
+            problems.append("ONE_FETCH_ALLOW_NETWORKS is set: agents and workers could fetch from private networks; leave it empty")
+        if not self.chain_rpc_url:
+            problems.append("ONE_CHAIN_RPC_URL is not set: holdings, purchases and payouts need the chain")
+        if self.chain_id == DEV_CHAIN_ID:
+            problems.append(f"ONE_CHAIN_ID is {DEV_CHAIN_ID}, the dev chain's (anvil): its keys are public")
+        missing = [f"ONE_{name.upper()}" for name in ("one_token_address", "usdc_token_address", "treasury_address", "anchor_address")
+                   if not getattr(self, name)]  # fmt: skip
+        if missing:
+            problems.append(f"{', '.join(missing)} not set")
+        if self.confirmations < self.production_min_confirmations:
+            problems.append(f"ONE_CONFIRMATIONS is {self.confirmations}: production needs at least {self.production_min_confirmations}")
+        public = urlsplit(self.public_url)
+        if public.scheme != "https" or not public.hostname:
+            problems.append(f"ONE_PUBLIC_URL {self.public_url!r} is not an https:// address: the SIWE domain and URI come from it")
+        elif self.siwe_domain and self.siwe_domain != public.netloc:
+            problems.append(f"ONE_SIWE_DOMAIN {self.siwe_domain!r} is not the host of ONE_PUBLIC_URL ({public.netloc})")
+        if self.treasury_key:
+            problems.append("ONE_TREASURY_KEY is set inline: put the key in a file only you can read and name it in ONE_TREASURY_KEY_FILE")
+        if not self.treasury_key_file:
+            problems.append("ONE_TREASURY_KEY_FILE is not set")
+        elif problem := owner_only_problem(self.treasury_key_file, "ONE_TREASURY_KEY_FILE", required=True):
+            problems.append(problem)
+        elif self.treasury_address and not _is_key_of(self.treasury_private_key, self.treasury_address):
+            problems.append(f"ONE_TREASURY_KEY_FILE {self.treasury_key_file} does not hold the key of ONE_TREASURY_ADDRESS")
+        if problem := owner_only_problem(self.data_dir / "coordinator.key", "the coordinator key", required=False):
+            problems.append(problem)
+        return problems
+
+    def refuse_if_unsafe(self) -> None:
+        """Production mode's gate, where the coordinator starts: raise UnsafeSettings naming every problem."""
+        if self.env == "production" and (problems := self.production_problems()):
+            raise UnsafeSettings("ONE_ENV=production refuses to start:\n" + "\n".join(f"  - {p}" for p in problems)
+                                 + '\n(README: "Deploying"; `one check-config` lists these again)')  # fmt: skip
+
+
+def local_url(host: str, port: int) -> str:
+    """How a process on this machine reaches a coordinator listening on host:port (a wildcard: by loopback)."""
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def owner_only_problem(path: Path, what: str, required: bool) -> str | None:
+    """Why `path` is not a file that only this user can read (None when it is, or is absent and not `required`)."""
+    try:
+        st = Path(path).stat()
+    except FileNotFoundError:
+        return f"{what} {path} does not exist" if required else None
+    if not stat.S_ISREG(st.st_mode):
+        return f"{what} {path} is not a file"
+    if st.st_uid != os.getuid():
+        return f"{what} {path} belongs to uid {st.st_uid}, not to this user (uid {os.getuid()})"
+    if st.st_mode & 0o077:
+        return f"{what} {path} has mode {stat.S_IMODE(st.st_mode):04o}: others can read it (chmod 600)"
+    return None
+
+
+def _is_key_of(read_key: Callable[[], str], address: str) -> bool:
+    from eth_account import Account
+
+    try:
+        return Account.from_key(read_key()).address.lower() == address.lower()
+    except Exception:  # unreadable, or not a key at all
+        return False
+
+
+def network_env_path(data_dir: Path) -> Path:
+    return Path(data_dir) / NETWORK_ENV
+
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The environment (wins), then data_dir/network.env (what `one up` generated), then .env."""
+    return Settings(_env_file=(".env", network_env_path(Settings().data_dir)))

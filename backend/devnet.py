@@ -1,7 +1,9 @@
 """Start a whole local network: the coordinator + UI (Reflex prod, one port) and node workers.
 
 `one up` (what `make run` calls) and the end-to-end tests both use this, so the tests exercise the
-same start-up a newcomer runs.
+same start-up a newcomer runs. The settings it generates go to data_dir/network.env, which every `one`
+command and the coordinator read. Each child runs in a process group of its own, handed to a watchdog
+process that stops every group still registered when we die, however we die (SIGKILL included).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +22,9 @@ import httpx
 
 from backend.chain import Deployment
 from backend.chain.devchain import DEMO_WALLETS, DevChain, dev_accounts
+from backend.config import local_url, network_env_path
 from backend.npm_tools import REPO, npm_tool
+from backend.signing import write_private_file
 from backend.web_assets import prepare_assets
 
 
@@ -50,18 +55,25 @@ class Devnet:
     port: int
     data_dir: Path
     log_dir: Path
+    host: str = "127.0.0.1"  # the coordinator's listening address (ONE_HOST): loopback unless told otherwise
+    public_url: str = ""  # ONE_PUBLIC_URL, written to network.env when given
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     chain: DevChain | None = None
     chain_env: dict[str, str] = field(default_factory=dict)
     coordinator_extra_env: dict[str, str] = field(default_factory=dict)  # kept for restarts
     worker_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    watchdog: subprocess.Popen | None = None
 
     def start_chain(self, port: int, holders: dict[str, int] | None = None) -> Deployment:
-        """anvil with the test tokens deployed; the coordinator started after this is pointed at it. `holders`:
-        wallets given whole $ONE before today's Included epoch began (see DevChain.ensure_deployed)."""
-        self.chain = DevChain(port=port, data_dir=self.data_dir / "chain")
+        """anvil with the test tokens deployed; its settings go to network.env, where the coordinator started
+        after this (and every `one` command) reads them. `holders`: wallets given whole $ONE before today's
+        Included epoch began (see DevChain.ensure_deployed)."""
+        self.chain = DevChain(port=port, data_dir=self.data_dir / "chain", on_start=self.watch)
         self.chain.start()
         deployment = self.chain.ensure_deployed(holders)
+        treasury_key_file = Path(self.data_dir).resolve() / "treasury.key"
+        # The treasury signs with anvil's public dev key of account 1, read from a 0600 file as production does.
+        write_private_file(treasury_key_file, "0x" + bytes(dev_accounts(2)[1].key).hex() + "\n")
         self.chain_env = {
             "ONE_CHAIN_RPC_URL": self.chain.rpc_url,
             "ONE_CHAIN_ID": str(deployment.chain_id),
@@ -69,31 +81,63 @@ class Devnet:
             "ONE_USDC_TOKEN_ADDRESS": deployment.usdc_token,
             "ONE_TREASURY_ADDRESS": deployment.treasury,
             "ONE_ANCHOR_ADDRESS": deployment.anchor,
-            "ONE_TREASURY_KEY": "0x" + bytes(dev_accounts(2)[1].key).hex(),  # anvil's public dev key for account 1
+            "ONE_TREASURY_KEY_FILE": str(treasury_key_file),
             # anvil unlocks its dev accounts: the demo wallets back the web app's dev wallet, the deployer operates.
             "ONE_DEV_WALLETS": json.dumps([a.address for a in dev_accounts(2 + DEMO_WALLETS)[2:]]),
             "ONE_OPERATORS": json.dumps([dev_accounts(1)[0].address]),
         }
+        self.write_network_env()
         return deployment
+
+    def write_network_env(self) -> None:
+        """data_dir/network.env (mode 0600): what this network generated, as settings, for every `one` command."""
+        settings = {**self.chain_env, "ONE_PORT": str(self.port)}
+        if self.public_url:
+            settings["ONE_PUBLIC_URL"] = self.public_url
+        # Single-quoted, so dotenv takes the JSON lists literally (no value here holds a quote).
+        write_private_file(network_env_path(self.data_dir), "".join(f"{k}='{v}'\n" for k, v in settings.items()))
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return local_url(self.host, self.port)
+
+    def watch(self, proc: subprocess.Popen) -> None:
+        """Hand a child's process group to the watchdog (started on first use), which stops the group if we die
+        without stopping it. It learns of our death from its stdin: the kernel closes our end of that pipe."""
+        if self.watchdog is None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.log_dir / "watchdog.log", "ab") as log:
+                self.watchdog = subprocess.Popen([sys.executable, "-m", "backend.devnet"], cwd=REPO, stdin=subprocess.PIPE,
+                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self._tell_watchdog(proc.pid)
+
+    def _tell_watchdog(self, pgid: int) -> None:
+        """A group to watch, or (negative) one we stopped ourselves."""
+        if self.watchdog is not None and self.watchdog.stdin is not None:
+            try:
+                self.watchdog.stdin.write(f"{pgid}\n".encode())
+                self.watchdog.stdin.flush()
+            except (BrokenPipeError, ValueError):  # the watchdog is gone, or we already closed its stdin
+                pass
+
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+        """Start a child in a process group of its own (its children stop with it), logging to log_dir/<name>.log."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.watch(proc)
+        self.processes[name] = proc
+        return proc
 
     def start_coordinator(self, timeout_s: float = 300, extra_env: dict[str, str] | None = None) -> None:
         """Start (or restart, with the same settings) the coordinator + UI and wait until it answers."""
         if extra_env is not None:
             self.coordinator_extra_env = dict(extra_env)
         prepare_assets()
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / "coordinator.log", "ab")
-        self.processes["coordinator"] = subprocess.Popen(
-            [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port", "--loglevel", "info"],
-            cwd=REPO,
-            env=coordinator_env(self.port, self.data_dir, {**self.chain_env, **self.coordinator_extra_env}),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.spawn(
+            "coordinator",
+            [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port", "--backend-host", self.host, "--loglevel", "info"],
+            coordinator_env(self.port, self.data_dir, {"ONE_HOST": self.host, **self.coordinator_extra_env}),
         )
         self.wait_ready(timeout_s)
 
@@ -119,8 +163,6 @@ class Devnet:
         """
         args = args or self.worker_args.get(name, ())  # a restart keeps the worker's options (payout address...)
         self.worker_args[name] = args
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")
         cmd = [
             sys.executable, "-m", "backend.cli", "worker",
             "--coordinator", self.url,
@@ -129,29 +171,72 @@ class Devnet:
             "--threads", str(threads),
             *args,
         ]  # fmt: skip
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.processes[name] = proc
-        return proc
+        return self.spawn(name, cmd, {**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
+        """Stop a child and everything in its process group (the coordinator's granian worker too)."""
         proc = self.processes.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        if proc is not None:
+            stop_groups({proc.pid: proc}, sig, timeout_s)
+            self._tell_watchdog(-proc.pid)
 
     def stop_all(self) -> None:
         for name in [n for n in self.processes if n != "coordinator"] + ["coordinator"]:
             self.stop(name)
         if self.chain is not None:
             self.chain.stop()
+            if self.chain.process is not None:
+                self._tell_watchdog(-self.chain.process.pid)
+        if self.watchdog is not None:  # nothing left to watch: EOF lets it exit
+            self.watchdog.stdin.close()
+            self.watchdog.wait(10)
+            self.watchdog = None
+
+
+def stop_groups(groups: dict[int, subprocess.Popen | None], sig: int = signal.SIGTERM, grace_s: float = 15) -> None:
+    """Signal whole process groups, wait until they are gone and SIGKILL what is left after grace_s. `groups` maps
+    each group id to its leader's Popen when the leader is our child (we reap it: a zombie still counts)."""
+    def alive(pgid: int, leader: subprocess.Popen | None) -> bool:
+        if leader is not None:
+            leader.poll()
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # a process of another user took over the id: not ours any more
+            return False
+        return True
+
+    def kill(pgid: int, sig: int) -> None:
+        with suppress(ProcessLookupError, PermissionError):  # gone meanwhile
+            os.killpg(pgid, sig)
+
+    for pgid in groups:
+        kill(pgid, sig)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(alive(pgid, leader) for pgid, leader in groups.items()):
+        time.sleep(0.1)
+    for pgid, leader in groups.items():
+        if alive(pgid, leader):
+            kill(pgid, signal.SIGKILL)
+        if leader is not None:
+            leader.wait(5)
+
+
+def watchdog() -> None:
+    """`python -m backend.devnet`, started by Devnet.watch: read process groups from stdin (one a line; a negative
+    one was stopped already) until EOF, which comes when our parent is gone (Ctrl-C, SIGTERM, SIGKILL, a
+    closed terminal) or done; then stop every group still listed. Its own session keeps terminal signals off it."""
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    groups: set[int] = set()
+    for line in sys.stdin:
+        pgid = int(line)
+        if pgid > 0:
+            groups.add(pgid)
+        else:
+            groups.discard(-pgid)
+    stop_groups(dict.fromkeys(groups), grace_s=5)
 
 
 def wait_for_workers(url: str, count: int, timeout_s: float = 120) -> list[dict]:
@@ -167,3 +252,7 @@ def wait_for_workers(url: str, count: int, timeout_s: float = 120) -> list[dict]
             pass
         time.sleep(0.3)
     raise TimeoutError(f"only {len(workers)} of {count} workers registered at {url}")
+
+
+if __name__ == "__main__":
+    watchdog()

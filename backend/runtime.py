@@ -66,11 +66,12 @@ def _log_to_stderr() -> None:
 @lru_cache
 def get_runtime() -> Runtime:
     settings = get_settings()
+    settings.refuse_if_unsafe()  # production: never serve on unsafe settings (rxconfig.py stops `reflex run` the same way)
     _log_to_stderr()
     migrate()
     key = load_or_create_key(settings.data_dir / "coordinator.key")
     catalog = load_catalog(settings.catalog_path)
-    scheduler = Scheduler(max_attempts=settings.max_dispatch_attempts, max_slots=settings.max_worker_slots)
+    scheduler = Scheduler(max_attempts=settings.max_dispatch_attempts, max_slots=settings.max_worker_slots, max_job_bytes=settings.max_job_bytes)
     secret = bytes.fromhex(settings.account_secret) if settings.account_secret else load_or_create_secret(settings.data_dir / "account.secret")
     receipts = ReceiptLog(key, secret)
     lanes = Lanes(settings, chain_holdings(settings))

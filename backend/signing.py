@@ -27,6 +27,18 @@ def load_or_create_secret(path: Path) -> bytes:
     return secret
 
 
+def write_private_file(path: Path, text: str) -> None:
+    """Write `path` readable by its owner only (0600), whole or not at all: written beside it, then renamed over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover temp file keeps its old mode through O_CREAT
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
 def public_hex(key: SigningKey) -> str:
     return key.verify_key.encode().hex()
 

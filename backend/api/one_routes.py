@@ -12,9 +12,11 @@ from pydantic import BaseModel, Field
 from backend import auth
 from backend.api.errors import error_response
 from backend.inference import InferenceError
+from backend.limits import SAFE_INT, RateLimiter
 from backend.runtime import get_runtime
 
 router = APIRouter(prefix="/one")
+NONCE_RATE = RateLimiter()  # sign-in nonces per client address per minute (settings.nonce_rate_per_minute)
 
 
 @router.get("/receipts/{receipt_hash}", response_model=None)
@@ -64,7 +66,7 @@ async def list_epochs(limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
 
 
 @router.get("/payouts")
-async def list_payouts(epoch: int | None = Query(None, ge=0), limit: int = Query(200, ge=1, le=1000)) -> dict[str, Any]:
+async def list_payouts(epoch: int | None = Query(None, ge=0, le=SAFE_INT), limit: int = Query(200, ge=1, le=1000)) -> dict[str, Any]:
     """Per-worker payouts (micro-USDC): gross, tau, withheld, net, status and transaction."""
     from backend.settlement import payouts
 
@@ -72,7 +74,7 @@ async def list_payouts(epoch: int | None = Query(None, ge=0), limit: int = Query
 
 
 @router.get("/receipts")
-async def list_receipts(from_seq: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+async def list_receipts(from_seq: int = Query(0, ge=0, le=SAFE_INT), limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     """The log in seq order, for `one verify <url>` and mirrors."""
     return {"receipts": get_runtime().receipts.chain(from_seq, limit)}
 
@@ -84,6 +86,7 @@ class SiweBody(BaseModel):
 
 @router.get("/auth/nonce")
 async def auth_nonce(
+    request: Request,
     address: str | None = Query(None, pattern=r"^0x[0-9a-fA-F]{40}$", description="give it to get the message to sign"),
 ) -> dict[str, Any]:
     """A fresh single-use nonce, with the domain and chain id the SIWE message must carry; with `address`,
@@ -94,6 +97,9 @@ async def auth_nonce(
     from web3 import Web3
 
     settings = get_runtime().settings
+    client = request.client.host if request.client else "unknown"
+    if not NONCE_RATE.hit([(client, settings.nonce_rate_per_minute)]).allowed:  # each nonce is a row: not for the asking
+        raise InferenceError(429, "Too many sign-in nonces from this address; try again in a minute.", "rate_limit_exceeded", type_="requests")
     nonce = await asyncio.to_thread(auth.issue_nonce)
     out: dict[str, Any] = {"nonce": nonce, "domain": settings.signin_domain, "chain_id": settings.chain_id, "expires_in": auth.NONCE_TTL_S}
     if address:

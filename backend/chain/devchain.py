@@ -6,11 +6,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from backend.chain import DEV_MNEMONIC, ONE_DECIMALS, USDC_DECIMALS, Deployment, connect, deploy_anchor, deploy_dev_tokens, token_at
+from backend.config import DEV_CHAIN_ID
 from backend.npm_tools import REPO, npm_tool
 
-DEV_CHAIN_ID = 31337
 DEMO_WALLETS = 3  # dev accounts 2..4; account 0 deploys, account 1 is the treasury
 TREASURY_FLOAT = 1_000_000 * 10**USDC_DECIMALS  # dev USDC the treasury pays Included-lane work from
 # A fresh dev chain's history starts this far back: the demo wallets are funded then, so they held their $ONE
@@ -39,6 +40,8 @@ class DevChain:
     port: int
     data_dir: Path
     process: subprocess.Popen | None = None
+    # Called with anvil's process as soon as it exists (Devnet hands it to its watchdog).
+    on_start: Callable[[subprocess.Popen], None] | None = None
 
     @property
     def rpc_url(self) -> str:
@@ -55,14 +58,16 @@ class DevChain:
     def start(self, timeout_s: float = 30) -> None:
         """Run anvil (state loaded from and saved to the data dir) and wait for its RPC."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / "anvil.log", "ab")
         genesis = [] if self.state_file.exists() else ["--timestamp", str(int(time.time()) - BACKDATE_S)]
-        self.process = subprocess.Popen(
-            [anvil_path(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(DEV_CHAIN_ID),
-             "--mnemonic", DEV_MNEMONIC, "--state", str(self.state_file), "--state-interval", "2",
-             "--preserve-historical-states", *genesis],  # old state stays readable after a restart: allotments read it
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        with open(self.data_dir / "anvil.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [anvil_path(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(DEV_CHAIN_ID),
+                 "--mnemonic", DEV_MNEMONIC, "--state", str(self.state_file), "--state-interval", "2",
+                 "--preserve-historical-states", *genesis],  # old state stays readable after a restart: allotments read it
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        if self.on_start is not None:
+            self.on_start(self.process)
         w3 = self.web3()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
