@@ -62,6 +62,7 @@ class Devnet:
     chain_env: dict[str, str] = field(default_factory=dict)
     coordinator_extra_env: dict[str, str] = field(default_factory=dict)  # kept for restarts
     worker_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    worker_env: dict[str, str] = field(default_factory=dict)  # ONE_* settings the workers read (tests: fetch allowlist)
     watchdog: subprocess.Popen | None = None
 
     def start_chain(self, port: int, holders: dict[str, int] | None = None) -> Deployment:
@@ -171,7 +172,7 @@ class Devnet:
             "--threads", str(threads),
             *args,
         ]  # fmt: skip
-        return self.spawn(name, cmd, {**os.environ, "PYTHONUNBUFFERED": "1"})
+        return self.spawn(name, cmd, {**os.environ, **self.worker_env, "PYTHONUNBUFFERED": "1"})
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
         """Stop a child and everything in its process group (the coordinator's granian worker too)."""

@@ -114,7 +114,7 @@ def devnet(tmp_path_factory, tiny_models, test_output):
     from backend.devnet import Devnet, wait_for_workers
 
     data_dir = tmp_path_factory.mktemp("one-data")
-    net = Devnet(port=free_port(), data_dir=data_dir, log_dir=test_output / "logs")
+    net = Devnet(port=free_port(), data_dir=data_dir, log_dir=test_output / "logs", worker_env={"ONE_FETCH_ALLOW_NETWORKS": E2E_ENV["ONE_FETCH_ALLOW_NETWORKS"]})
     try:
         net.deployment = net.start_chain(free_port(), small_holders())  # type: ignore[attr-defined]
         net.start_coordinator(extra_env=E2E_ENV)
