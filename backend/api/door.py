@@ -15,6 +15,8 @@ import json
 from typing import Any
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import auth
@@ -43,7 +45,7 @@ class Door:
         rate_headers = quota.headers()
         if not quota.allowed:
             message = f"Rate limit reached: {quota.limit} requests per minute. Try again in {quota.reset_s}s."
-            await _reply(send, 429, error_body(message, "requests", None, "rate_limit_exceeded"), {**rate_headers, "retry-after": str(quota.reset_s)})
+            await JSONResponse(error_body(message, "requests", None, "rate_limit_exceeded"), 429, {**rate_headers, "retry-after": str(quota.reset_s)})(scope, receive, send)
             return
         if scope["method"] in BODY_METHODS:
             cap = settings.max_request_bytes
@@ -51,7 +53,7 @@ class Door:
             body = None if length is not None and (not length.isdigit() or int(length) > cap) else await _read_capped(receive, cap)
             if body is None:
                 message = f"The request body is larger than {cap} bytes."
-                await _reply(send, 413, error_body(message, "invalid_request_error", None, "request_too_large"), rate_headers)
+                await JSONResponse(error_body(message, "invalid_request_error", None, "request_too_large"), 413, rate_headers)(scope, receive, send)
                 await _discard(receive, DRAIN_LIMIT)  # a client still uploading then reads the 413 instead of a reset
                 return
             if body and "json" in headers.get("content-type", "json"):
@@ -59,7 +61,7 @@ class Door:
                 if problem is not None:
                     param, why = problem
                     body_out = error_body(f"Invalid value for '{param}': {why}.", "invalid_request_error", param, "invalid_value")
-                    await _reply(send, 400, body_out, rate_headers)
+                    await JSONResponse(body_out, 400, rate_headers)(scope, receive, send)
                     return
             receive = _replay(body, receive)
         await self.app(scope, receive, _with_headers(send, rate_headers))
@@ -67,12 +69,22 @@ class Door:
     async def _quota(self, scope: Scope, headers: Headers, settings: Any) -> Quota:
         secret = auth.bearer_secret(headers.get("authorization", ""))
         principal = await asyncio.to_thread(auth.principal_for, secret) if secret.startswith(auth.KEY_PREFIX) else None
-        scope.setdefault("state", {})["principal"] = principal  # caller_of uses it instead of a second lookup
+        scope.setdefault("state", {})["principal"] = principal  # routes read it through principal_of, not the database
         if principal is None:
             address = (scope.get("client") or ("unknown", 0))[0]
             return self.rates.hit([(f"addr:{address}", settings.rate_limit_open)])
         key_id = hashlib.sha256(secret.encode()).hexdigest()[:32]
         return self.rates.hit([(f"key:{key_id}", settings.rate_limit_per_key), (f"account:{principal.account}", settings.rate_limit_per_account)])
+
+
+def principal_of(request: Request) -> auth.Principal | None:
+    """Who the request's bearer key stands for (None: no ONE key, or an unknown or expired one), as the door looked
+    it up: one database read per request."""
+    state = request.scope.get("state", {})
+    if "principal" in state:
+        return state["principal"]
+    secret = auth.bearer_secret(request.headers.get("authorization", ""))  # a route mounted without the door
+    return auth.principal_for(secret) if secret.startswith(auth.KEY_PREFIX) else None
 
 
 def _json_check(body: bytes) -> tuple[str, str] | None:
@@ -135,8 +147,3 @@ def _with_headers(send: Send, extra: dict[str, str]) -> Send:
     return wrapped
 
 
-async def _reply(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-    payload = json.dumps(body).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": raw + [(k.encode(), v.encode()) for k, v in headers.items()]})
-    await send({"type": "http.response.body", "body": payload})

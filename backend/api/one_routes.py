@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from backend import auth
+from backend.api.door import principal_of
 from backend.api.errors import error_response
 from backend.inference import InferenceError
 from backend.limits import SAFE_INT, RateLimiter
@@ -123,8 +124,7 @@ async def auth_siwe(body: SiweBody):
 
 
 def _principal(request: Request) -> auth.Principal:
-    secret = auth.bearer_secret(request.headers.get("authorization", ""))
-    principal = auth.principal_for(secret) if secret else None
+    principal = principal_of(request)
     if principal is None:
         raise InferenceError(401, "Sign in with Ethereum first (POST /one/auth/siwe) and send its key.", "missing_api_key")
     return principal

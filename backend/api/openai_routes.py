@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from backend import auth
 from backend.api import paths  # noqa: F401  (registers the `anypath` convertor)
+from backend.api.door import principal_of
 from backend.api.errors import error_body, error_response
 from backend.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageRequest
 from backend.inference import Caller, Delta, Finished, InferenceError, has_image
@@ -29,7 +30,7 @@ def caller_of(request: Request) -> Caller:
     secret = auth.bearer_secret(request.headers.get("authorization", ""))
     parent = request.headers.get("x-one-parent")
     if secret.startswith(auth.KEY_PREFIX):
-        principal = request.scope.get("state", {}).get("principal") or auth.principal_for(secret)  # the door looked it up
+        principal = principal_of(request)
         if principal is None:
             raise InferenceError(401, "Invalid or expired API key.", "invalid_api_key", type_="invalid_request_error")
         package = get_runtime().packages.get(principal.package) if principal.package else None
