@@ -57,7 +57,8 @@ class Door:
                 await _discard(receive, DRAIN_LIMIT)  # a client still uploading then reads the 413 instead of a reset
                 return
             if body and "json" in headers.get("content-type", "json"):
-                problem = await asyncio.to_thread(_json_check, body) if len(body) > PARSE_IN_THREAD else _json_check(body)
+                value, problem = await asyncio.to_thread(_json_check, body) if len(body) > PARSE_IN_THREAD else _json_check(body)
+                scope.setdefault("state", {})["json"] = value  # routes read it through body_json instead of parsing again
                 if problem is not None:
                     param, why = problem
                     body_out = error_body(f"Invalid value for '{param}': {why}.", "invalid_request_error", param, "invalid_value")
@@ -87,14 +88,21 @@ def principal_of(request: Request) -> auth.Principal | None:
     return auth.principal_for(secret) if secret.startswith(auth.KEY_PREFIX) else None
 
 
-def _json_check(body: bytes) -> tuple[str, str] | None:
+async def body_json(request: Request) -> Any:
+    """The request's JSON body, as the door parsed it (parsed here only for a route mounted without the door)."""
+    state = request.scope.get("state", {})
+    return state["json"] if state.get("json") is not None else await request.json()
+
+
+def _json_check(body: bytes) -> tuple[Any, tuple[str, str] | None]:
+    """(the parsed body or None, (param, why) when it is JSON a receipt cannot hold)."""
     try:
         value = json.loads(body)
     except RecursionError:
-        return "body", "nests too deeply"
+        return None, ("body", "nests too deeply")
     except ValueError:
-        return None  # not JSON at all: FastAPI answers that with its own 400
-    return json_problem(value)
+        return None, None  # not JSON at all: FastAPI answers that with its own 400
+    return value, json_problem(value)
 
 
 async def _read_capped(receive: Receive, cap: int) -> bytes | None:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from backend import auth
 from backend.api import paths  # noqa: F401  (registers the `anypath` convertor)
-from backend.api.door import principal_of
+from backend.api.door import body_json, principal_of
 from backend.api.errors import error_body, error_response
 from backend.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageRequest
 from backend.inference import Caller, Delta, Finished, InferenceError, has_image
@@ -74,7 +74,7 @@ async def retrieve_model(model_id: str):
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> JSONResponse | StreamingResponse:
-    raw = await request.json()  # forwarded as sent, so the client can recompute the request digest
+    raw = await body_json(request)  # forwarded as sent, so the client can recompute the request digest
     return await _text_task("vision" if has_image(raw) else "chat", raw, body, request)
 
 
@@ -83,13 +83,13 @@ async def completions(body: CompletionRequest, request: Request) -> JSONResponse
     if body.echo or body.suffix:
         param = "echo" if body.echo else "suffix"
         return error_response(InferenceError(400, f"`{param}` is not supported.", "unsupported_parameter", param=param))
-    return await _text_task("completion", await request.json(), body, request)
+    return await _text_task("completion", await body_json(request), body, request)
 
 
 @router.post("/embeddings", response_model=None)
 async def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
     caller = caller_of(request)
-    finished = await _run_to_end("embedding", await request.json(), caller)
+    finished = await _run_to_end("embedding", await body_json(request), caller)
     if isinstance(finished, JSONResponse):
         return finished
     items = finished.output.ordered_items()
@@ -101,7 +101,7 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
 @router.post("/images/generations", response_model=None)
 async def images_generations(body: ImageRequest, request: Request) -> JSONResponse:
     caller = caller_of(request)
-    finished = await _run_to_end("image", await request.json(), caller)
+    finished = await _run_to_end("image", await body_json(request), caller)
     if isinstance(finished, JSONResponse):
         return finished
     items = finished.output.ordered_items()

@@ -4,7 +4,6 @@ slashed. Then its unaudited work is withheld at settlement."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
