@@ -7,7 +7,7 @@ from app.pages.chat import chat_page, images_page
 from app.pages.operator import OperatorState, operator_page
 from app.pages.verify import VerifyState, verify_page
 from backend.api import create_api
-from backend.settlement import settlement_loop
+from backend.money.settlement import settlement_loop
 
 
 class OneApp(rx.App):

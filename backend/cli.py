@@ -16,7 +16,7 @@ from backend.agents.cli import agent_app
 from gpu_worker.cli import build_models, worker_app
 
 if TYPE_CHECKING:
-    from backend.devnet import Devnet
+    from backend.dev.devnet import Devnet
 
 app = typer.Typer(help="ONE network command line.", no_args_is_help=True, add_completion=False)
 app.add_typer(worker_app, name="worker")
@@ -32,7 +32,7 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdicts as JSON.")] = False,
 ) -> None:
     """Check receipt hashes, coordinator and worker signatures, and chain links. Exit 1 on any failure."""
-    from backend.verify import load_receipts, verify_chain
+    from backend.trust.verify import load_receipts, verify_chain
 
     try:
         receipts = load_receipts(source)
@@ -58,8 +58,8 @@ def settle(
     """Close the open settlement epoch, anchor its Merkle root on chain and pay workers (safe to rerun)."""
     from backend.config import get_settings
     from backend.db import migrate
-    from backend.settlement import SettlementBusy, failed_payments, payouts, settle as run_settlement
-    from backend.signing import load_or_create_key
+    from backend.money.settlement import SettlementBusy, failed_payments, payouts, settle as run_settlement
+    from backend.protocol.signing import load_or_create_key
 
     settings = get_settings()
     migrate()
@@ -95,7 +95,7 @@ def verify_audit_cmd(
     tolerance: Annotated[float, typer.Option(help="Largest allowed logprob gap per token")] = 1e-3,
 ) -> None:
     """Audit mode: re-score the answer with the claimed model and compare with the worker's committed logprobs."""
-    from backend.verify import audit_logprobs
+    from backend.trust.verify import audit_logprobs
 
     reply, body = json.loads(reply_file.read_text()), json.loads(request_file.read_text())
     result = audit_logprobs(model_dir, body, reply["choices"][0], reply.get("receipt"), tolerance)
@@ -116,7 +116,7 @@ def verify_proof_cmd(
     """Check a receipt's inclusion proof against its epoch head and, with --rpc, the root anchored on chain."""
     import httpx
 
-    from backend.verify import verify_proof
+    from backend.trust.verify import verify_proof
 
     proof = httpx.get(f"{url}/one/receipts/{receipt_hash}/proof", timeout=30).json()
     if "error" in proof:
@@ -157,7 +157,7 @@ def check_config() -> None:
 
 def run_until_stopped(net: Devnet, start: Callable[[], None]) -> None:
     """Start the network, then wait until one of its processes exits or we are told to stop: Ctrl-C, SIGTERM and
-    SIGHUP (a closed terminal) stop everything; a harder death (SIGKILL) is the watchdog's (backend/devnet.py)."""
+    SIGHUP (a closed terminal) stop everything; a harder death (SIGKILL) is the watchdog's (backend/dev/devnet.py)."""
     import signal
     import time
 
@@ -178,7 +178,7 @@ def run_until_stopped(net: Devnet, start: Callable[[], None]) -> None:
 def serve() -> None:
     """Start the coordinator + UI alone (production: the chain, treasury and workers are yours). Ctrl-C stops it."""
     from backend.config import UnsafeSettings, get_settings
-    from backend.devnet import Devnet
+    from backend.dev.devnet import Devnet
 
     settings = get_settings()
     try:
@@ -207,7 +207,7 @@ def up(
 
     What it generates (chain, addresses, key files, port) goes to <data dir>/network.env for every other `one` command."""
     from backend.config import Settings
-    from backend.devnet import Devnet
+    from backend.dev.devnet import Devnet
 
     settings = Settings()  # not get_settings(): network.env is what this command writes, never what it reads
     if settings.env == "production":
@@ -220,8 +220,8 @@ def up(
 
 def _start_dev_network(net: Devnet, workers: int, chain_port: int) -> None:
     from backend.chain.devchain import dev_accounts
-    from backend.demo import ensure_demo_key
-    from backend.devnet import wait_for_workers
+    from backend.dev.demo import ensure_demo_key
+    from backend.dev.devnet import wait_for_workers
     from gpu_worker.tiny_models import build_all
 
     with console.status("building tiny models"):

@@ -11,12 +11,12 @@ from nacl.signing import SigningKey
 from backend.catalog import Catalog, Packages, load_catalog, load_packages
 from backend.config import Settings, get_settings
 from backend.db import migrate
-from backend.inference import InferenceService
-from backend.audits import Auditor
-from backend.lanes import Lanes, chain_holdings, reservations
-from backend.receipts import ReceiptLog
+from backend.serving.inference import InferenceService
+from backend.trust.audits import Auditor
+from backend.money.lanes import Lanes, chain_holdings, reservations
+from backend.trust.receipts import ReceiptLog
 from backend.scheduler import Scheduler
-from backend.signing import load_or_create_key, load_or_create_secret, public_hex
+from backend.protocol.signing import load_or_create_key, load_or_create_secret, public_hex
 
 
 @dataclass

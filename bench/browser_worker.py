@@ -31,7 +31,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
     from sentence_transformers import SentenceTransformer
 
-    from backend.devnet import Devnet
+    from backend.dev.devnet import Devnet
     from gpu_worker.engines.embeddings import minilm_path
     from tests.conftest import free_port
     from tests.e2e.test_browser_worker import join

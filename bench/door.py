@@ -25,7 +25,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from backend.devnet import Devnet, wait_for_workers  # noqa: E402
+from backend.dev.devnet import Devnet, wait_for_workers  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 console = Console()

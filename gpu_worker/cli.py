@@ -46,7 +46,7 @@ def worker(
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"coordinator": coordinator, "key_file": key_file}
         return
-    from backend.signing import load_or_create_key
+    from backend.protocol.signing import load_or_create_key
     from gpu_worker.client import WorkerClient
     from gpu_worker.engines.registry import build_engine, parse_engine_spec
 
@@ -86,7 +86,7 @@ def bond(
     import httpx
 
     from backend.protocol.claims import bond_claim
-    from backend.signing import load_or_create_key, public_hex, sign_hex
+    from backend.protocol.signing import load_or_create_key, public_hex, sign_hex
 
     if not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
         raise typer.BadParameter("a transaction hash is 0x and 64 hex digits", param_hint="--tx-hash")
@@ -123,7 +123,7 @@ def unbond(ctx: typer.Context) -> None:
     """Ask for this worker's bond back (paid by settlement after the unbonding delay)."""
     import httpx
 
-    from backend.signing import load_or_create_key, public_hex, sign_hex
+    from backend.protocol.signing import load_or_create_key, public_hex, sign_hex
 
     key = load_or_create_key(ctx.obj["key_file"])
     worker_id = public_hex(key)

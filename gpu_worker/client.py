@@ -16,7 +16,7 @@ from nacl.signing import SigningKey
 
 from backend.protocol import frames
 from backend.protocol import receipt as rc
-from backend.signing import public_hex, sign_hex
+from backend.protocol.signing import public_hex, sign_hex
 from gpu_worker import __version__, structured
 from gpu_worker.engines import End, Engine, EngineError
 

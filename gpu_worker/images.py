@@ -1,5 +1,5 @@
 """Images referenced by chat `image_url` parts: data: URLs decoded, http(s) URLs fetched through the checked fetch
-(backend.safe_fetch: public addresses only, pinned, no redirects), at most max_image_bytes either way."""
+(backend.protocol.safe_fetch: public addresses only, pinned, no redirects), at most max_image_bytes either way."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import io
 from typing import Any
 
 from backend.config import get_settings
-from backend.safe_fetch import FetchError, fetch
+from backend.protocol.safe_fetch import FetchError, fetch
 from gpu_worker.engines import EngineError
 
 FETCH_TIMEOUT_S = 10.0

@@ -111,7 +111,7 @@ def tiny_models(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory, tiny_models, test_output):
     """anvil with the test tokens, coordinator + UI (reflex prod, one port) and two CPU node workers."""
-    from backend.devnet import Devnet, wait_for_workers
+    from backend.dev.devnet import Devnet, wait_for_workers
 
     data_dir = tmp_path_factory.mktemp("one-data")
     net = Devnet(port=free_port(), data_dir=data_dir, log_dir=test_output / "logs", worker_env={"ONE_FETCH_ALLOW_NETWORKS": E2E_ENV["ONE_FETCH_ALLOW_NETWORKS"]})

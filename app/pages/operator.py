@@ -39,7 +39,7 @@ class OperatorState(rx.State):
 
     @rx.event
     def authorize(self, key: str | None):
-        from backend import auth
+        from backend.access import auth
         from backend.runtime import get_runtime
 
         if not key:
@@ -74,7 +74,7 @@ class OperatorState(rx.State):
 
     def _refresh(self):
         from backend.runtime import get_runtime
-        from backend.settlement import epochs, failed_payments, payouts
+        from backend.money.settlement import epochs, failed_payments, payouts
 
         rt = get_runtime()
         from backend.db import session

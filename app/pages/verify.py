@@ -1,6 +1,6 @@
 """OneVerify in the browser: paste or upload receipts (and optionally the output) -> a verdict per check.
 
-The checks are backend/verify.py, the same code as `one verify`. The optional output arrives with the
+The checks are backend/trust/verify.py, the same code as `one verify`. The optional output arrives with the
 submit event and is hashed there, never kept in state."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import reflex as rx
 
 from app.layout import page
-from backend.verify import parse_receipts, verify_with_output
+from backend.trust.verify import parse_receipts, verify_with_output
 
 CHECK_NAMES = ("hash", "coordinator_sig", "worker_sig", "coordinator_key", "chain_link", "output")
 

@@ -32,14 +32,14 @@ from sqlmodel import col, select
 
 from backend.agents import tools as tools_mod
 from backend.agents.spec import AgentSpec, next_run, parse_agent
-from backend.auth import package_live
+from backend.access.auth import package_live
 from backend.db import session
 from backend.db.models import AgentRecord, AgentRun
-from backend.inference import Caller, Finished, InferenceError
-from backend.lanes import quote
+from backend.serving.inference import Caller, Finished, InferenceError
+from backend.money.lanes import quote
 from backend.protocol import receipt as rc
-from backend.safe_fetch import AddressRefused, FetchError, fetch, public_target
-from backend.signing import public_hex, sign_hex
+from backend.protocol.safe_fetch import AddressRefused, FetchError, fetch, public_target
+from backend.protocol.signing import public_hex, sign_hex
 
 log = logging.getLogger("one.agents")
 STEP_MAX_TOKENS = 64

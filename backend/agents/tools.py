@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 
 import httpx
 
-from backend.safe_fetch import FetchError, fetch
+from backend.protocol.safe_fetch import FetchError, fetch
 
 HTTP_GET_MAX_BYTES = 256 * 1024
 HTTP_GET_TIMEOUT_S = 10.0
@@ -80,7 +80,7 @@ async def summarize(args: dict[str, Any], ctx: Any) -> str:
 
 @tool("http_get", "Fetch a public web page (text, at most 256 KB).", _URL)
 async def http_get(args: dict[str, Any], ctx: Any) -> str:
-    """Through the checked fetch (backend.safe_fetch): public addresses only, no redirects, size and time capped."""
+    """Through the checked fetch (backend.protocol.safe_fetch): public addresses only, no redirects, size and time capped."""
     try:
         body = await fetch(str(args.get("url", "")), max_bytes=HTTP_GET_MAX_BYTES, timeout_s=HTTP_GET_TIMEOUT_S)
     except FetchError as exc:

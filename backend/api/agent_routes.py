@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from backend.api.errors import error_body, error_response
 from backend.api.one_routes import _principal
-from backend.inference import InferenceError
+from backend.serving.inference import InferenceError
 from backend.runtime import get_runtime
 
 router = APIRouter(prefix="/one/agents")

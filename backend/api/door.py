@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend import auth
+from backend.access import auth
 from backend.api.errors import error_body
 from backend.config import get_settings
-from backend.limits import Quota, RateLimiter, json_problem
+from backend.access.limits import Quota, RateLimiter, json_problem
 
 GUARDED = ("/v1/", "/one/")
 BODY_METHODS = ("POST", "PUT", "PATCH")

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from backend import auth
+from backend.access import auth
 from backend.api.door import principal_of
 from backend.api.errors import error_response
-from backend.inference import InferenceError
-from backend.limits import SAFE_INT, RateLimiter
+from backend.serving.inference import InferenceError
+from backend.access.limits import SAFE_INT, RateLimiter
 from backend.runtime import get_runtime
 
 router = APIRouter(prefix="/one")
@@ -31,7 +31,7 @@ async def get_receipt(receipt_hash: str):
 @router.get("/receipts/{receipt_hash}/proof", response_model=None)
 async def receipt_proof(receipt_hash: str):
     """RFC 9162 inclusion proof of a receipt in its settlement epoch, with the signed head and anchor tx."""
-    from backend.settlement import inclusion_proof
+    from backend.money.settlement import inclusion_proof
 
     proof = await asyncio.to_thread(inclusion_proof, receipt_hash.lower())
     if proof is None:
@@ -50,7 +50,7 @@ class VerifyBody(BaseModel):
 async def verify_api(body: VerifyBody):
     """OneVerify as an API: the checks of `one verify` (and the output against its digest). Nothing is stored.
     Signature checks are CPU work: capped in count and run off the event loop."""
-    from backend.verify import verify_with_output
+    from backend.trust.verify import verify_with_output
 
     cap = get_runtime().settings.verify_max_receipts
     if len(body.receipts) > cap:
@@ -61,7 +61,7 @@ async def verify_api(body: VerifyBody):
 @router.get("/epochs")
 async def list_epochs(limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
     """Closed settlement epochs, newest first: signed heads and their anchor transactions."""
-    from backend.settlement import epochs
+    from backend.money.settlement import epochs
 
     return {"epochs": await asyncio.to_thread(epochs, limit)}
 
@@ -69,7 +69,7 @@ async def list_epochs(limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
 @router.get("/payouts")
 async def list_payouts(epoch: int | None = Query(None, ge=0, le=SAFE_INT), limit: int = Query(200, ge=1, le=1000)) -> dict[str, Any]:
     """Per-worker payouts (micro-USDC): gross, tau, withheld, net, status and transaction."""
-    from backend.settlement import payouts
+    from backend.money.settlement import payouts
 
     return {"payouts": await asyncio.to_thread(payouts, epoch, limit)}
 
@@ -165,7 +165,7 @@ class QuoteBody(BaseModel):
 @router.post("/quote", response_model=None)
 async def quote_request(q: QuoteBody):
     """The most the next request can cost, before sending it (the Included lane holds this much while it runs)."""
-    from backend.lanes import quote
+    from backend.money.lanes import quote
 
     model = get_runtime().catalog.get(q.model)
     if model is None:
@@ -189,7 +189,7 @@ class PurchaseBody(BaseModel):
 @router.post("/packages/purchase", response_model=None)
 async def buy_package(body: PurchaseBody, request: Request):
     """Prove a USDC payment to the treasury by its tx hash; get the package's API key (shown once)."""
-    from backend.purchases import PurchaseError, purchase
+    from backend.money.purchases import PurchaseError, purchase
 
     rt = get_runtime()
     principal = _principal(request)
@@ -213,7 +213,7 @@ async def buy_package(body: PurchaseBody, request: Request):
 
 
 def _refused(exc) -> JSONResponse:
-    """A refused purchase or bond claim (a backend.purchases.PurchaseError), in the OpenAI error shape."""
+    """A refused purchase or bond claim (a backend.money.purchases.PurchaseError), in the OpenAI error shape."""
     return error_response(InferenceError(exc.status, exc.reason, exc.code, param=exc.param))
 
 
@@ -258,8 +258,8 @@ class BondBody(BaseModel):
 async def post_bond(body: BondBody):
     """Stake: a USDC transfer to the treasury, claimed by the wallet that sent it (payer_sig) for this worker
     (sig). Refunds go back to that wallet only."""
-    from backend.bonds import claim_bond
-    from backend.purchases import PurchaseError
+    from backend.money.bonds import claim_bond
+    from backend.money.purchases import PurchaseError
 
     rt = get_runtime()
     w3 = rt.web3()
@@ -285,8 +285,8 @@ class UnbondBody(BaseModel):
 @router.post("/bonds/unbond", response_model=None)
 async def post_unbond(body: UnbondBody):
     """Ask for the bond back: settlement refunds it after ONE_UNBOND_DELAY_S, if no audit slashes it first."""
-    from backend.bonds import request_unbond
-    from backend.signing import verify_hex
+    from backend.money.bonds import request_unbond
+    from backend.protocol.signing import verify_hex
 
     if not verify_hex(body.worker_id, b"unbond" + bytes.fromhex(body.worker_id), body.sig):
         return error_response(InferenceError(401, "The signature is not the worker key's.", "bad_signature", param="sig"))

@@ -1,4 +1,4 @@
-"""OpenAI-compatible routes. Thin: validation and response shapes here, the work in backend.inference."""
+"""OpenAI-compatible routes. Thin: validation and response shapes here, the work in backend.serving.inference."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Any, AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from backend import auth
+from backend.access import auth
 from backend.api import paths  # noqa: F401  (registers the `anypath` convertor)
 from backend.api.door import body_json, principal_of
 from backend.api.errors import error_body, error_response
 from backend.api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageRequest
-from backend.inference import Caller, Delta, Finished, InferenceError, has_image
+from backend.serving.inference import Caller, Delta, Finished, InferenceError, has_image
 from backend.runtime import get_runtime
 from backend.scheduler import PRIORITY_INCLUDED
 

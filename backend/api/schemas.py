@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.limits import SAFE_INT
+from backend.access.limits import SAFE_INT
 
 
 class ContentPart(BaseModel):

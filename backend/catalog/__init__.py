@@ -19,7 +19,7 @@ class CatalogModel(BaseModel):
     rate: int = Field(ge=0, description="micro-credits per billing unit")
     context: int = Field(gt=0)
     lanes: list[str] = ["included", "dedicated"]
-    # Where the coordinator gets the model's tokenizer to count relayed tokens (backend/usage.py):
+    # Where the coordinator gets the model's tokenizer to count relayed tokens (backend/serving/usage.py):
     # builtin:tiny, package:<module>/<file>, file:<path> or hf:<repo>. None: count UTF-8 bytes.
     tokenizer: str | None = None
 

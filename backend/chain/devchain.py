@@ -10,12 +10,12 @@ from typing import Callable
 
 from backend.chain import DEV_MNEMONIC, ONE_DECIMALS, USDC_DECIMALS, Deployment, connect, deploy_anchor, deploy_dev_tokens, token_at
 from backend.config import DEV_CHAIN_ID
-from backend.npm_tools import REPO, npm_tool
+from backend.dev.npm_tools import REPO, npm_tool
 
 DEMO_WALLETS = 3  # dev accounts 2..4; account 0 deploys, account 1 is the treasury
 TREASURY_FLOAT = 1_000_000 * 10**USDC_DECIMALS  # dev USDC the treasury pays Included-lane work from
 # A fresh dev chain's history starts this far back: the demo wallets are funded then, so they held their $ONE
-# when today's Included epoch began (allotments read balances at the epoch's start, backend/lanes.py).
+# when today's Included epoch began (allotments read balances at the epoch's start, backend/money/lanes.py).
 BACKDATE_S = 7 * 86400
 
 

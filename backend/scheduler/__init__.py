@@ -72,7 +72,7 @@ class WorkerConnection:
     last_seen: float = field(default_factory=time.monotonic)
     reported_load: float = 0.0
     connected_at: float = field(default_factory=time.time)
-    reliability: float = 1.0  # from audits and completions (backend.audits); weighs routing
+    reliability: float = 1.0  # from audits and completions (backend.trust.audits); weighs routing
     claimed_slots: int = 0  # what the hello claimed (capped); `slots` is what the worker has proven so far
 
     @property
@@ -120,7 +120,7 @@ class Scheduler:
         # Jobs served / failed and admitted slots per worker key, kept across reconnects (reconnecting washes nothing).
         self.history: dict[str, tuple[int, int, int]] = {}
         # Slots per model ("*": every model) that Included-lane jobs may not take: live Dedicated packages'
-        # reserved concurrency, from `reservations()` (backend.lanes.reservations), recomputed when a package
+        # reserved concurrency, from `reservations()` (backend.money.lanes.reservations), recomputed when a package
         # expires and every RESERVATION_RECHECK_S (purchases on other replicas).
         self.reserved: dict[str, int] = {}
         self.reservations: Callable[[], tuple[dict[str, int], float]] | None = None

@@ -12,8 +12,8 @@ from fastapi import WebSocket, WebSocketDisconnect
 from backend.chain import NO_PAYOUT_ADDRESS, address_problem
 from backend.protocol import frames
 from backend.scheduler import Scheduler, WorkerConnection
-from backend.settlement import remember_worker
-from backend.signing import verify_hex
+from backend.money.settlement import remember_worker
+from backend.protocol.signing import verify_hex
 
 log = logging.getLogger("one.worker_ws")
 

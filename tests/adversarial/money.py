@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from nacl.signing import SigningKey
 from web3 import EthereumTesterProvider, Web3
 
-from backend import auth
+from backend.access import auth
 from backend.catalog import load_packages
 from backend.chain import deploy_dev_tokens, token_at
 from backend.config import Settings
-from backend.settlement import remember_worker
-from backend.signing import public_hex, sign_hex
+from backend.money.settlement import remember_worker
+from backend.protocol.signing import public_hex, sign_hex
 
 WALLET_USDC = 10_000 * 10**6
 

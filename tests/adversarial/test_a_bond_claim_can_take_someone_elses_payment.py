@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from backend.db import session
 from backend.db.models import BondRefund, WorkerRecord
-from backend.settlement import plan_refunds, remember_worker
+from backend.money.settlement import plan_refunds, remember_worker
 
 
 def _worker(worker_id: str) -> WorkerRecord:
@@ -62,7 +62,7 @@ def test_one_worker_bond_signs_the_claim_with_the_paying_wallet(money, tmp_path,
     from typer.testing import CliRunner
 
     from backend.cli import app
-    from backend.signing import load_or_create_key, public_hex
+    from backend.protocol.signing import load_or_create_key, public_hex
 
     payer = money.wallets[2]
     key_file, payer_key = tmp_path / "worker.key", tmp_path / "payer.key"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from backend import auth, ledger
+from backend.access import auth
+
+from backend.money import ledger
 from backend.db import session
 from backend.db.models import ApiKey
 

@@ -17,7 +17,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from fastapi.testclient import TestClient
 
-from backend import auth
+from backend.access import auth
 from backend.config import Settings
 
 PHISHING = "evil.example"

@@ -12,7 +12,7 @@ import asyncio
 
 from sqlmodel import select
 
-from backend.auth import hash_key
+from backend.access.auth import hash_key
 from backend.db import session
 from backend.db.models import ApiKey
 from tests.adversarial.conftest import Peer

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.own_network]
 
 
 def test_the_coordinator_devnet_starts_listens_on_loopback_only(tmp_path, test_output):
-    from backend.devnet import Devnet
+    from backend.dev.devnet import Devnet
 
     net = Devnet(port=free_port(), data_dir=tmp_path, log_dir=test_output / "logs-loopback")
     try:

@@ -18,10 +18,10 @@ import hashlib
 
 from sqlmodel import select
 
-from backend.audits import Auditor
+from backend.trust.audits import Auditor
 from backend.db import session
 from backend.db.models import AuditRecord, WorkerRecord
-from backend.inference import Caller
+from backend.serving.inference import Caller
 from tests.adversarial.conftest import Peer, make_service, run_chat
 
 CLIENT = Caller(account_id="anonymous", lane="included")

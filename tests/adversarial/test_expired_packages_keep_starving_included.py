@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from backend import auth
+from backend.access import auth
 from backend.catalog import Package, Packages
-from backend.inference import Caller, Finished
-from backend.lanes import reservations
+from backend.serving.inference import Caller, Finished
+from backend.money.lanes import reservations
 from tests.adversarial.conftest import Peer, make_service, run_chat
 
 INCLUDED = Caller(account_id="anonymous", lane="included")

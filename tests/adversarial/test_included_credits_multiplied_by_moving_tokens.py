@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from web3 import EthereumTesterProvider, Web3
 
-from backend import ledger
+from backend.money import ledger
 from backend.chain import deploy_dev_tokens, token_at
 from backend.config import Settings
-from backend.lanes import Lanes, chain_holdings
+from backend.money.lanes import Lanes, chain_holdings
 
 EPOCH_S = 1_000
 TIER = 50_000  # micro-credits for holding 100 $ONE or more

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from nacl.signing import SigningKey
 from sqlmodel import select
 
-from backend import ledger
+from backend.money import ledger
 from backend.db import session
 from backend.db.models import LedgerEntry, Payout, ReceiptRecord
-from backend.inference import Caller, Finished
-from backend.settlement import close_epoch, plan_payouts
+from backend.serving.inference import Caller, Finished
+from backend.money.settlement import close_epoch, plan_payouts
 from tests.adversarial.conftest import Peer, make_service, run_chat
 
 ANONYMOUS = Caller(account_id="anonymous", lane="included")  # what a key-less request runs as

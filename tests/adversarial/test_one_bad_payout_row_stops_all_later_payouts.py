@@ -26,8 +26,8 @@ from backend.db.models import Payout, WorkerRecord
 from backend.protocol import frames
 from backend.scheduler import Scheduler
 from backend.scheduler.socket import serve_worker
-from backend.settlement import Treasury, failed_payments, pay, remember_worker
-from backend.signing import public_hex, sign_hex
+from backend.money.settlement import Treasury, failed_payments, pay, remember_worker
+from backend.protocol.signing import public_hex, sign_hex
 
 CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # the EIP-55 example address
 USDC = 10**6
@@ -219,7 +219,7 @@ def test_one_settle_and_the_operator_dashboard_show_failed_rows_with_their_reaso
     assert "balance too low" in failed[0]["failure"]
 
     result = {"closed": None, "anchored": 0, "planned": 0, "paid": 2, "failed": 1, "unsettled": 0}
-    monkeypatch.setattr("backend.settlement.settle", lambda *args, **kwargs: result)  # this run's outcome; the rows are the real ones
+    monkeypatch.setattr("backend.money.settlement.settle", lambda *args, **kwargs: result)  # this run's outcome; the rows are the real ones
     monkeypatch.setattr("backend.cli.console.width", 400)
     out = CliRunner().invoke(app, ["settle", "--wait", "0"])
     assert out.exit_code == 0, out.output

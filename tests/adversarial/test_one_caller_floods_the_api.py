@@ -15,13 +15,13 @@ import pytest
 from nacl.signing import SigningKey
 from sqlmodel import select
 
-from backend import auth
+from backend.access import auth
 from backend.api import one_routes
 from backend.db import session
 from backend.db.models import SiweNonce
-from backend.limits import RateLimiter
-from backend.inference import Caller
-from backend.settlement import close_epoch, epoch_tree, inclusion_proof
+from backend.access.limits import RateLimiter
+from backend.serving.inference import Caller
+from backend.money.settlement import close_epoch, epoch_tree, inclusion_proof
 from backend.protocol import merkle
 from tests.adversarial.conftest import Peer, make_service, run_chat
 

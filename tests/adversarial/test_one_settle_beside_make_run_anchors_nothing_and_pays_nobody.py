@@ -26,8 +26,8 @@ def one(*args: str, cwd) -> subprocess.CompletedProcess:
 
 def test_settle_and_verify_proof_beside_a_running_network(tmp_path, tiny_models, test_output):
     from backend.chain.devchain import dev_accounts
-    from backend.demo import ensure_demo_key
-    from backend.devnet import Devnet, wait_for_workers
+    from backend.dev.demo import ensure_demo_key
+    from backend.dev.devnet import Devnet, wait_for_workers
 
     net = Devnet(port=free_port(), data_dir=tmp_path / ".one", log_dir=test_output / "logs-walkthrough")  # `make run` in tmp_path
     try:

@@ -11,7 +11,7 @@ import threading
 import pytest
 from sqlmodel import func, select
 
-from backend import ledger
+from backend.money import ledger
 from backend.db import session
 from backend.db.models import ApiKey, ConsumedTx, WorkerRecord
 

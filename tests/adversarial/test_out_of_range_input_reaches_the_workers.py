@@ -13,7 +13,7 @@ import base64
 import httpx
 import pytest
 
-from backend.inference import Caller, InferenceError
+from backend.serving.inference import Caller, InferenceError
 from tests.adversarial.conftest import Peer, make_service
 
 CHAT = {"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}

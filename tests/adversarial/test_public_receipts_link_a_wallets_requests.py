@@ -12,10 +12,10 @@ import hmac
 
 from nacl.signing import SigningKey
 
-from backend import ledger
-from backend.inference import Caller
-from backend.receipts import ReceiptLog
-from backend.verify import verify_chain
+from backend.money import ledger
+from backend.serving.inference import Caller
+from backend.trust.receipts import ReceiptLog
+from backend.trust.verify import verify_chain
 from tests.adversarial.conftest import ACCOUNT_SECRET, Peer, make_service, run_chat
 
 WALLET = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

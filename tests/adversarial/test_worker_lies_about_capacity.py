@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.inference import Caller, Finished, InferenceError
+from backend.serving.inference import Caller, Finished, InferenceError
 from backend.scheduler import START_SLOTS
 from tests.adversarial.conftest import Peer, make_service, run_chat
 

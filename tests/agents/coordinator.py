@@ -12,12 +12,14 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from backend import auth, ledger
+from backend.access import auth
+
+from backend.money import ledger
 from backend.catalog import load_catalog, load_packages
 from backend.config import Settings
-from backend.inference import InferenceService
-from backend.lanes import Lanes
-from backend.receipts import ReceiptLog
+from backend.serving.inference import InferenceService
+from backend.money.lanes import Lanes
+from backend.trust.receipts import ReceiptLog
 from backend.runtime import Runtime
 from backend.scheduler import Scheduler
 from tests.backend.conftest import ACCOUNT_SECRET

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from backend.agents.tools import REGISTRY, ToolError
-from backend.safe_fetch import AddressRefused, FetchError, fetch, fetch_limited, is_public, public_target
+from backend.protocol.safe_fetch import AddressRefused, FetchError, fetch, fetch_limited, is_public, public_target
 from tests.agents.net import PUBLIC, dns, recording_server  # noqa: F401  (dns: fixture)
 
 

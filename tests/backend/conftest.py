@@ -9,7 +9,7 @@ from nacl.signing import SigningKey
 
 from backend import config, db
 from backend.protocol import receipt as rc
-from backend.signing import public_hex, sign_hex
+from backend.protocol.signing import public_hex, sign_hex
 
 
 def _use_database(monkeypatch, tmp_path, url: str) -> None:

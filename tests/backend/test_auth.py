@@ -8,7 +8,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from backend import auth
+from backend.access import auth
 from tests.conftest import files_containing
 
 DOMAIN, CHAIN = "one.example", 31337

@@ -11,13 +11,13 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from nacl.signing import SigningKey
 from web3 import EthereumTesterProvider, Web3
 
-from backend import ledger
+from backend.money import ledger
 from backend.catalog import load_catalog
 from backend.chain import deploy_dev_tokens, token_at
 from backend.config import Settings
-from backend.inference import Caller, Finished, InferenceError, InferenceService
-from backend.lanes import Lanes, quote
-from backend.receipts import ReceiptLog
+from backend.serving.inference import Caller, Finished, InferenceError, InferenceService
+from backend.money.lanes import Lanes, quote
+from backend.trust.receipts import ReceiptLog
 from backend.scheduler import Scheduler
 from tests.backend.test_scheduler import Peer
 from tests.backend.conftest import ACCOUNT_SECRET

@@ -14,7 +14,7 @@ from eth_account import Account
 
 from backend import config
 from backend.config import Settings, UnsafeSettings, network_env_path
-from backend.signing import write_private_file
+from backend.protocol.signing import write_private_file
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "deploy" / "example.env"
@@ -108,7 +108,7 @@ def test_network_env_sits_between_the_environment_and_dotenv(tmp_path, monkeypat
 
 
 def test_devnet_writes_its_settings_owner_only(tmp_path):
-    from backend.devnet import Devnet
+    from backend.dev.devnet import Devnet
 
     net = Devnet(port=4321, data_dir=tmp_path, log_dir=tmp_path / "logs", chain_env={"ONE_DEV_WALLETS": '["0xab", "0xcd"]', "ONE_CHAIN_ID": "31337"})
     net.write_network_env()

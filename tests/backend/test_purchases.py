@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 from web3 import EthereumTesterProvider, Web3
 
-from backend import auth, ledger
+from backend.access import auth
+
+from backend.money import ledger
 from backend.catalog import load_packages
 from backend.chain import deploy_dev_tokens, token_at
 from backend.config import Settings
-from backend.purchases import PurchaseError, purchase, verify_payment
+from backend.money.purchases import PurchaseError, purchase, verify_payment
 
 PRO = load_packages(Settings().packages_path).get("pro")
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from nacl.signing import SigningKey
 
-from backend.receipts import ReceiptLog
-from backend.verify import verify_chain
+from backend.trust.receipts import ReceiptLog
+from backend.trust.verify import verify_chain
 from tests.backend.conftest import signed_fields
 from tests.backend.conftest import ACCOUNT_SECRET
 
@@ -93,7 +93,7 @@ def test_migrations_create_the_receipt_table_on_postgres(postgres_db):
 
 @pytest.mark.parametrize("bad", ["[1,2]", '{"receipts": 5}'])
 def test_load_receipts_rejects_non_receipts(tmp_path, bad):
-    from backend.verify import load_receipts
+    from backend.trust.verify import load_receipts
 
     path = tmp_path / "r.json"
     path.write_text(bad)

@@ -7,7 +7,7 @@ import copy
 from hypothesis import given, settings, strategies as st
 
 from backend.protocol import merkle
-from backend.settlement import tally
+from backend.money.settlement import tally
 
 WORKERS = [f"{i:064x}" for i in range(1, 6)]
 ADDRESSES = {w: "0x" + f"{i:040x}" for i, w in enumerate(WORKERS, start=1)}
@@ -53,7 +53,7 @@ def _chain(n: int):
     from nacl.signing import SigningKey
 
     from backend.protocol import receipt as rc
-    from backend.signing import public_hex, sign_hex
+    from backend.protocol.signing import public_hex, sign_hex
 
     coord, worker = SigningKey.generate(), SigningKey.generate()
     chain, prev = [], rc.GENESIS_PREV
@@ -73,7 +73,7 @@ def _chain(n: int):
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_one_verify_catches_tampering_reordering_and_dropping(data):
-    from backend.verify import verify_chain
+    from backend.trust.verify import verify_chain
 
     chain = _chain(6)
     assert verify_chain(chain).ok

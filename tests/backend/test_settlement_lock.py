@@ -14,8 +14,8 @@ import pytest
 from nacl.signing import SigningKey
 
 from backend.config import get_settings
-from backend.receipts import ReceiptLog
-from backend.settlement import SettlementBusy, epochs, settle, settlement_lock
+from backend.trust.receipts import ReceiptLog
+from backend.money.settlement import SettlementBusy, epochs, settle, settlement_lock
 from tests.backend.conftest import signed_fields
 from tests.conftest import REPO
 from tests.backend.conftest import ACCOUNT_SECRET
@@ -60,7 +60,7 @@ async def test_a_waiting_settler_runs_after_the_first_and_finds_nothing_left(dat
 def test_a_killed_settler_releases_the_lock(database):
     holder = (
         "from backend.config import get_settings\n"
-        "from backend.settlement import settlement_lock\n"
+        "from backend.money.settlement import settlement_lock\n"
         "import sys, time\n"
         "with settlement_lock(get_settings(), wait_s=0):\n"
         "    print('held', flush=True)\n"

@@ -19,9 +19,9 @@ from eth_account import Account
 
 from backend.agents.runner import sign_webhook
 from backend.chain import token_at
-from backend.demo import sign_in
-from backend.devnet import coordinator_env
-from backend.verify import verify_chain
+from backend.dev.demo import sign_in
+from backend.dev.devnet import coordinator_env
+from backend.trust.verify import verify_chain
 from tests.conftest import REPO, read_only_db
 
 pytestmark = [pytest.mark.e2e, pytest.mark.holds_capacity(order=1)]  # buys a Pro package: after the other late tests
@@ -121,7 +121,7 @@ def test_agent_runs_on_schedule_calls_tools_delivers_and_survives_a_restart(devn
     devnet.coordinator_extra_env["ONE_SEARCH_URL"] = local_server + "/search"
     devnet.stop("coordinator")
     devnet.start_coordinator()
-    from backend.devnet import wait_for_workers
+    from backend.dev.devnet import wait_for_workers
 
     wait_for_workers(devnet.url, 2)
     spec = tmp_path / "agent.yaml"

@@ -13,7 +13,7 @@ import pytest
 
 from backend.chain import token_at
 from backend.chain.devchain import dev_accounts
-from backend.demo import sign_in
+from backend.dev.demo import sign_in
 from tests.conftest import REPO, read_only_db
 
 pytestmark = [pytest.mark.e2e, pytest.mark.holds_capacity]  # runs late: it adds (then quarantines) a third worker
@@ -95,7 +95,7 @@ def test_model_substitution_is_caught_slashed_and_routed_around(devnet, tmp_path
     log = httpx.get(f"{devnet.url}/one/receipts", params={"limit": 1000}).json()["receipts"]
     audits = [r for r in log if r["kind"] == "audit"]
     assert audits and all(r["charge"]["amount"] == 0 and r["parent"] for r in audits)
-    from backend.verify import verify_chain
+    from backend.trust.verify import verify_chain
 
     assert verify_chain(log).ok
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from backend.verify import verify_chain
+from backend.trust.verify import verify_chain
 from tests.conftest import E2E_ENV, free_port
 from tests.e2e.test_web_app import CHROMIUM, CHROMIUM_ARGS
 
@@ -30,7 +30,7 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def net(tmp_path_factory, tiny_models, test_output):
     """A coordinator and chain with no node worker yet, so embeddings can only go to the browser."""
-    from backend.devnet import Devnet
+    from backend.dev.devnet import Devnet
 
     network = Devnet(port=free_port(), data_dir=tmp_path_factory.mktemp("one-browser"), log_dir=test_output / "logs-browser")
     try:
@@ -93,8 +93,8 @@ def test_browser_worker_embeddings_match_sentence_transformers_and_verify(net, c
 
 def test_closing_the_tab_mid_job_fails_over_and_charges_once(net, chromium, tiny_models):
     from backend.chain.devchain import dev_accounts
-    from backend.demo import sign_in
-    from backend.devnet import wait_for_workers
+    from backend.dev.demo import sign_in
+    from backend.dev.devnet import wait_for_workers
 
     page, browser_key = join(chromium, net.url)
     key = sign_in(net.url, dev_accounts(4)[3])  # a demo wallet: metered, with an Included allotment

@@ -13,9 +13,9 @@ import httpx
 import openai
 import pytest
 
-from backend.devnet import wait_for_workers
+from backend.dev.devnet import wait_for_workers
 from backend.protocol import receipt as rc
-from backend.verify import verify_chain
+from backend.trust.verify import verify_chain
 
 pytestmark = pytest.mark.e2e
 MESSAGES = [{"role": "user", "content": "Say something short."}]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from backend.devnet import wait_for_workers
-from backend.verify import verify_chain
+from backend.dev.devnet import wait_for_workers
+from backend.trust.verify import verify_chain
 
 pytestmark = pytest.mark.e2e
 BODY = {"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}

@@ -20,7 +20,7 @@ import time
 import httpx
 import pytest
 
-from backend.devnet import coordinator_env
+from backend.dev.devnet import coordinator_env
 from tests.conftest import REPO, files_containing, read_only_db
 from tests.e2e.test_settlement import run_settle
 

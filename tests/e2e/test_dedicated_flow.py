@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from backend.chain import token_at
-from backend.demo import sign_in
+from backend.dev.demo import sign_in
 from tests.conftest import small_holder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.holds_capacity]

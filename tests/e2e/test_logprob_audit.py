@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from backend.protocol import receipt as rc
-from backend.verify import audit_logprobs, verify_chain
+from backend.trust.verify import audit_logprobs, verify_chain
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ import pytest
 
 from backend.chain import token_at
 from backend.chain.devchain import dev_accounts
-from backend.demo import sign_in
+from backend.dev.demo import sign_in
 
 pytestmark = pytest.mark.e2e
 

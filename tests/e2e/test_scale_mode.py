@@ -23,7 +23,7 @@ CANARY = f"scale-canary-{uuid.uuid4().hex}"
 
 @pytest.fixture(scope="module")
 def scale_net(tmp_path_factory, tiny_models, test_output):
-    from backend.devnet import Devnet, wait_for_workers
+    from backend.dev.devnet import Devnet, wait_for_workers
 
     name = f"one_scale_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:

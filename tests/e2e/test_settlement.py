@@ -14,9 +14,9 @@ import pytest
 
 from backend.chain import anchor_at, token_at
 from backend.chain.devchain import dev_accounts
-from backend.demo import sign_in
-from backend.devnet import coordinator_env
-from backend.verify import verify_proof
+from backend.dev.demo import sign_in
+from backend.dev.devnet import coordinator_env
+from backend.trust.verify import verify_proof
 from tests.conftest import REPO, read_only_db
 
 pytestmark = pytest.mark.e2e
@@ -142,7 +142,7 @@ def test_settlement_killed_mid_batch_pays_each_worker_once(devnet):
 
 LOCK_HOLDER = (
     "from backend.config import get_settings\n"
-    "from backend.settlement import settlement_lock\n"
+    "from backend.money.settlement import settlement_lock\n"
     "import sys\n"
     "with settlement_lock(get_settings(), wait_s=0):\n"
     "    print('held', flush=True)\n"

@@ -8,8 +8,8 @@ import openai
 import pytest
 from eth_account import Account
 
-from backend import auth
-from backend.demo import signed_challenge
+from backend.access import auth
+from backend.dev.demo import signed_challenge
 from backend.protocol import receipt as rc
 
 pytestmark = pytest.mark.e2e

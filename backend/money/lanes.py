@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from backend import auth, ledger
+from backend.access import auth
+
+from backend.money import ledger
 from backend.catalog import CatalogModel, Packages
 from backend.config import Settings
 

@@ -30,11 +30,11 @@ from backend.chain import address_problem
 from backend.config import Settings
 from backend.db import get_engine, session
 from backend.db.models import BondRefund, EpochHead, LedgerEntry, Payout, ReceiptRecord, WorkerRecord
-from backend.ledger import CHARGE_KEY_PREFIX
+from backend.money.ledger import CHARGE_KEY_PREFIX
 from backend.protocol import merkle
 from backend.protocol import receipt as rc
-from backend.receipts import rfc3339_now
-from backend.signing import public_hex, sign_hex
+from backend.trust.receipts import rfc3339_now
+from backend.protocol.signing import public_hex, sign_hex
 
 log = logging.getLogger("one.settlement")
 HEAD_VERSION = 1
@@ -43,7 +43,7 @@ BPS = 10_000
 
 def remember_worker(worker_id: str, kind: str, payout_address: str) -> float:
     """Keep where a worker key's payouts go (its latest hello wins); returns its reliability."""
-    from backend.audits import reliability
+    from backend.trust.audits import reliability
 
     now = time.time()
     with session() as db:
@@ -162,7 +162,7 @@ def tally(receipts: Iterable[dict[str, Any]], debited: Mapping[str, int], payout
 
 def plan_payouts(settings: Settings) -> int:
     """Write the payout rows of every closed epoch that has none yet (in the same transaction per epoch)."""
-    from backend.audits import audited_receipts, quarantined_workers
+    from backend.trust.audits import audited_receipts, quarantined_workers
 
     quarantined = quarantined_workers()
     verified = frozenset(h for w in quarantined for h in audited_receipts(w))

@@ -23,9 +23,9 @@ import httpx
 from backend.chain import Deployment
 from backend.chain.devchain import DEMO_WALLETS, DevChain, dev_accounts
 from backend.config import local_url, network_env_path
-from backend.npm_tools import REPO, npm_tool
-from backend.signing import write_private_file
-from backend.web_assets import prepare_assets
+from backend.dev.npm_tools import REPO, npm_tool
+from backend.protocol.signing import write_private_file
+from backend.dev.web_assets import prepare_assets
 
 
 def bun_path() -> str:
@@ -108,7 +108,7 @@ class Devnet:
         if self.watchdog is None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             with open(self.log_dir / "watchdog.log", "ab") as log:
-                self.watchdog = subprocess.Popen([sys.executable, "-m", "backend.devnet"], cwd=REPO, stdin=subprocess.PIPE,
+                self.watchdog = subprocess.Popen([sys.executable, "-m", "backend.dev.devnet"], cwd=REPO, stdin=subprocess.PIPE,
                                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         self._tell_watchdog(proc.pid)
 
@@ -225,7 +225,7 @@ def stop_groups(groups: dict[int, subprocess.Popen | None], sig: int = signal.SI
 
 
 def watchdog() -> None:
-    """`python -m backend.devnet`, started by Devnet.watch: read process groups from stdin (one a line; a negative
+    """`python -m backend.dev.devnet`, started by Devnet.watch: read process groups from stdin (one a line; a negative
     one was stopped already) until EOF, which comes when our parent is gone (Ctrl-C, SIGTERM, SIGKILL, a
     closed terminal) or done; then stop every group still listed. Its own session keeps terminal signals off it."""
     for sig in (signal.SIGINT, signal.SIGHUP):

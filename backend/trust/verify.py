@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from backend.protocol import receipt as rc
-from backend.signing import verify_hex
+from backend.protocol.signing import verify_hex
 
 
 @dataclass

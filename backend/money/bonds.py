@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from backend.db import session
 from backend.db.models import Bond, ConsumedTx, WorkerRecord
 from backend.protocol.claims import bond_claim
-from backend.purchases import PurchaseError, consume, verify_payment
-from backend.signing import verify_hex
+from backend.money.purchases import PurchaseError, consume, verify_payment
+from backend.protocol.signing import verify_hex
 
 
 @dataclass

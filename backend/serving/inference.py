@@ -15,17 +15,17 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-from backend import ledger
-from backend.audits import record_overclaim
+from backend.money import ledger
+from backend.trust.audits import record_overclaim
 from backend.catalog import Catalog, CatalogModel
 from backend.config import Settings
-from backend.lanes import Hold, Lanes, quote
-from backend.limits import request_problem
+from backend.money.lanes import Hold, Lanes, quote
+from backend.access.limits import request_problem
 from backend.protocol import receipt as rc
-from backend.receipts import ReceiptLog
+from backend.trust.receipts import ReceiptLog
 from backend.scheduler import CLIENT_FAULT_CODES, PRIORITY_INCLUDED, Job, Scheduler
-from backend.signing import verify_hex
-from backend.usage import bill, prompt_images
+from backend.protocol.signing import verify_hex
+from backend.serving.usage import bill, prompt_images
 
 
 class InferenceError(Exception):
@@ -80,7 +80,7 @@ class InferenceService:
     def __init__(self, settings: Settings, catalog: Catalog, scheduler: Scheduler, receipts: ReceiptLog, lanes: Lanes):
         self.settings, self.catalog, self.scheduler, self.receipts, self.lanes = settings, catalog, scheduler, receipts, lanes
         self.completed: deque[Completed] = deque(maxlen=5000)
-        self.auditor: Any = None  # backend.audits.Auditor, set by the runtime
+        self.auditor: Any = None  # backend.trust.audits.Auditor, set by the runtime
 
     def resolve_model(self, model_id: str, task: str) -> CatalogModel:
         model = self.catalog.get(model_id)

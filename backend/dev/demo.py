@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from eth_account.messages import encode_defunct
 
-from backend import auth
+from backend.access import auth
 from backend.chain import Deployment, token_at
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from backend.npm_tools import REPO
+from backend.dev.npm_tools import REPO
 
 ASSETS = REPO / "assets"
 NODE_MODULES = REPO / "node_modules"

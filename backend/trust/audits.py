@@ -110,7 +110,7 @@ class Auditor:
     async def _rerun(self, job: Job, receipt: dict[str, Any], auditor: str) -> tuple[str, tuple, str] | None:
         """The request again on the drawn auditor: (worker id, what it produced, audit receipt hash), or None.
         What it produced = the output digest and the usage it claimed: an audit compares both."""
-        from backend.inference import Caller, Finished, InferenceError
+        from backend.serving.inference import Caller, Finished, InferenceError
 
         caller = Caller(account_id="audit", lane="included", priority=PRIORITY_INCLUDED + 50)
         try:

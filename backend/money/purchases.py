@@ -3,7 +3,7 @@
 Checked on chain: the transaction succeeded; it moved the configured USDC token (not another ERC-20);
 to the treasury; from the signed-in wallet; at least the package price; with enough confirmations
 (fewer: "pending", nothing recorded, ask again later). A transfer buys one thing once, a package or a
-bond (backend/bonds.py): its consumed_tx row is written in the same database transaction as what it
+bond (backend/money/bonds.py): its consumed_tx row is written in the same database transaction as what it
 bought, so the primary key on the tx hash decides every race. The wallet that bought a package may ask
 again with the same transfer (its answer may have been lost): it gets a fresh key for that package.
 """
@@ -18,7 +18,9 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from backend import auth, ledger
+from backend.access import auth
+
+from backend.money import ledger
 from backend.catalog import Package
 from backend.db import session
 from backend.db.models import ConsumedTx

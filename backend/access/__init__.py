@@ -1,0 +1,1 @@
+"""Access: who is calling (API keys, SIWE sessions) and how much they may ask for (rate limits, request caps)."""

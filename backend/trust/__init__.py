@@ -1,0 +1,1 @@
+"""Trust: the signed, hash-linked receipt log, receipt/epoch verification (OneVerify) and audit re-runs."""
