@@ -8,6 +8,7 @@ from app.pages.operator import OperatorState, operator_page
 from app.pages.verify import VerifyState, verify_page
 from backend.api import create_api
 from backend.money.settlement import settlement_loop
+from backend.runtime import get_runtime
 
 
 class OneApp(rx.App):
@@ -40,7 +41,6 @@ app.register_lifespan_task(settlement_loop)
 
 
 async def agent_loop() -> None:
-    from backend.runtime import get_runtime
 
     await get_runtime().agents.loop()
 

@@ -10,6 +10,7 @@ from typing import Callable, Literal
 from urllib.parse import urlsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from eth_account import Account
 
 # What `one up` generated (dev chain, its addresses, key files, port), under the data dir: every `one` command and the
 # coordinator read it, so `one settle` beside `make run` sees the same chain. Real environment variables still win.
@@ -214,7 +215,6 @@ def owner_only_problem(path: Path, what: str, required: bool) -> str | None:
 
 
 def _is_key_of(read_key: Callable[[], str], address: str) -> bool:
-    from eth_account import Account
 
     try:
         return Account.from_key(read_key()).address.lower() == address.lower()

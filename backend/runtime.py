@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from nacl.signing import SigningKey
+from web3 import Web3
 
+from backend.agents.runner import AgentRunner
 from backend.catalog import Catalog, Packages, load_catalog, load_packages
+from backend.chain import connect
 from backend.config import Settings, get_settings
 from backend.db import migrate
 from backend.serving.inference import InferenceService
@@ -37,19 +40,13 @@ class Runtime:
         """Recompute Dedicated reservations now (after a purchase); the scheduler also does when one expires."""
         self.scheduler.refresh_reservations()
 
-    @property
-    def agents(self):
+    @cached_property
+    def agents(self) -> AgentRunner:
         """The agent runner (built on first use: it loads the tool plug-in modules)."""
-        if getattr(self, "_agents", None) is None:
-            from backend.agents.runner import AgentRunner
+        return AgentRunner(self)
 
-            self._agents = AgentRunner(self)
-        return self._agents
-
-    def web3(self):
+    def web3(self) -> Web3 | None:
         """The configured chain (None without one)."""
-        from backend.chain import connect
-
         return connect(self.settings.chain_rpc_url) if self.settings.chain_rpc_url else None
 
 

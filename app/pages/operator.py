@@ -7,16 +7,13 @@ Operators sign in with Ethereum like everyone else (assets/web/core.js); the ses
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 
 import reflex as rx
-from sqlmodel import select
 
 from app.layout import browser_view, page
-
-BUCKET_S = 10
-WINDOW_S = 300
+from backend.operators import NotAnOperator, Overview, authorize_operator, clock, overview
+from backend.runtime import get_runtime
 
 
 class OperatorState(rx.State):
@@ -39,23 +36,18 @@ class OperatorState(rx.State):
 
     @rx.event
     def authorize(self, key: str | None):
-        from backend.access import auth
-        from backend.runtime import get_runtime
-
         if not key:
             self.address, self.denied = "", ""
             return
-        principal = auth.principal_for(key)
-        if principal is None:
-            self.denied = "That session has expired; sign in again."
-        elif not auth.is_operator(principal.account, get_runtime().settings.operators):
-            self.denied = f"{principal.account} is not an operator of this coordinator (ONE_OPERATORS)."
-        else:
-            self.address, self.denied = principal.account, ""
-            self._refresh()
-            if not self.polling:
-                self.polling = True
-                return OperatorState.poll
+        try:
+            self.address, self.denied = authorize_operator(key, get_runtime().settings.operators), ""
+        except NotAnOperator as exc:
+            self.denied = str(exc)
+            return
+        self._refresh()
+        if not self.polling:
+            self.polling = True
+            return OperatorState.poll
 
     @rx.event
     def stop(self):
@@ -73,62 +65,46 @@ class OperatorState(rx.State):
                 self._refresh()
 
     def _refresh(self):
-        from backend.runtime import get_runtime
-        from backend.money.settlement import epochs, failed_payments, payouts
-
         rt = get_runtime()
-        from backend.db import session
-        from backend.db.models import WorkerRecord
+        self._show(overview(rt.scheduler, rt.inference.completed, rt.receipts, time.time()))
 
-        with session() as db:
-            records = {r.id: r for r in db.exec(select(WorkerRecord)).all()}
+    def _show(self, o: Overview) -> None:
+        """Overview rows as the table cells show them (cells cut long hex with CSS, not here)."""
         self.workers = [
-            {"id": w["id"][:16], "kind": w["kind"], "models": ", ".join(w["models"]), "load": f"{w['busy']}/{w['slots']}",
-             "served": str(w["served"]), "reliability": f"{w['reliability']:.0%}" + (" quarantined" if w["id"] in rt.scheduler.quarantined else ""),
-             "latency": f"{w['latency_ewma_ms']:.0f} ms", "bond": str(records[w["id"]].bond) if w["id"] in records else "0"}
-            for w in (c.public() for c in rt.scheduler.workers.values())
+            {"id": w.id, "kind": w.kind, "models": ", ".join(w.models), "load": f"{w.busy}/{w.slots}", "served": str(w.served),
+             "reliability": f"{w.reliability:.0%}" + (" quarantined" if w.quarantined else ""), "latency": f"{w.latency_ms:.0f} ms",
+             "bond": str(w.bond)}
+            for w in o.workers
         ]  # fmt: skip
-        depth = rt.scheduler.queue_depth_by_lane()
-        self.queue_included, self.queue_dedicated = depth["included"], depth["dedicated"]
-        now = time.time()
-        buckets: dict[int, list[float]] = {b: [] for b in range(int(now - WINDOW_S) // BUCKET_S, int(now) // BUCKET_S + 1)}
-        for done in list(rt.inference.completed):
-            b = int(done.at) // BUCKET_S
-            if b in buckets:
-                buckets[b].append(done.latency_ms)
-        self.series = [
-            {"t": time.strftime("%H:%M:%S", time.localtime(b * BUCKET_S)), "requests_per_min": len(v) * 60 // BUCKET_S,
-             "p50_ms": round(statistics.median(v)) if v else 0}
-            for b, v in sorted(buckets.items())
-        ]  # fmt: skip
-        tail = rt.receipts.tail(15)
-        self.total_receipts = tail[0]["seq"] + 1 if tail else 0
+        self.queue_included, self.queue_dedicated = o.queue_depth["included"], o.queue_depth["dedicated"]
+        self.series = [{"t": clock(p.at), "requests_per_min": p.requests_per_min, "p50_ms": p.p50_ms} for p in o.load]
+        self.total_receipts = o.total_receipts
         self.receipts = [
-            {"seq": str(r["seq"]), "ts": r["ts"][11:19], "kind": r["kind"], "lane": r["lane"], "model": r["model"],
-             "charge": f"{r['charge']['amount']} {r['charge']['unit']}", "worker": r["worker"]["id"][:12], "hash": r["hash"][:16]}
-            for r in tail
+            {"seq": str(r["seq"]), "ts": r["ts"], "kind": r["kind"], "lane": r["lane"], "model": r["model"],
+             "charge": f"{r['charge']['amount']} {r['charge']['unit']}", "worker": r["worker"]["id"], "hash": r["hash"]}
+            for r in o.receipts
         ]  # fmt: skip
         self.epochs = [
-            {"epoch": str(e["epoch"]), "receipts": f"{e['first_seq']}..{e['last_seq']}", "root": e["root"][:16], "closed": e["closed_at"][:19],
-             "anchor": (e["anchor_tx"] or "pending")[:18]}
-            for e in epochs(10)
+            {"epoch": str(e["epoch"]), "receipts": f"{e['first_seq']}..{e['last_seq']}", "root": e["root"], "closed": e["closed_at"],
+             "anchor": e["anchor_tx"] or "pending"}
+            for e in o.epochs
         ]  # fmt: skip
         self.payouts = [
-            {"epoch": str(p["epoch"]), "worker": p["worker"][:12], "to": p["payout_address"][:12], "gross": str(p["gross"]), "tau": str(p["fee"]),
-             "withheld": str(p["withheld"]), "net": str(p["net"]), "status": p["status"], "tx": (p["tx_hash"] or "")[:18]}
-            for p in payouts(limit=20)
+            {"epoch": str(p["epoch"]), "worker": p["worker"], "to": p["payout_address"], "gross": str(p["gross"]), "tau": str(p["fee"]),
+             "withheld": str(p["withheld"]), "net": str(p["net"]), "status": p["status"], "tx": p["tx_hash"] or ""}
+            for p in o.payouts
         ]  # fmt: skip
         self.failed_payments = [
-            {"kind": f["kind"], "epoch": "" if f["epoch"] is None else str(f["epoch"]), "worker": f["worker"][:12], "to": f["payout_address"],
+            {"kind": f["kind"], "epoch": "" if f["epoch"] is None else str(f["epoch"]), "worker": f["worker"], "to": f["payout_address"],
              "net": str(f["net"]), "status": f["status"], "reason": f["failure"]}
-            for f in failed_payments(limit=20)
+            for f in o.failed_payments
         ]  # fmt: skip
 
 
 def _table(rows, columns: list[str], id_: str) -> rx.Component:
     return rx.table.root(
         rx.table.header(rx.table.row(*[rx.table.column_header_cell(c) for c in columns])),
-        rx.table.body(rx.foreach(rows, lambda row: rx.table.row(*[rx.table.cell(row[c]) for c in columns]))),
+        rx.table.body(rx.foreach(rows, lambda row: rx.table.row(*[rx.table.cell(rx.text(row[c], truncate=True), max_width="12em") for c in columns]))),
         id=id_,
         width="100%",
         size="1",

@@ -11,6 +11,7 @@ import reflex as rx
 
 from app.layout import page
 from backend.trust.verify import parse_receipts, verify_with_output
+from backend.runtime import get_runtime
 
 CHECK_NAMES = ("hash", "coordinator_sig", "worker_sig", "coordinator_key", "chain_link", "output")
 
@@ -28,7 +29,6 @@ class VerifyState(rx.State):
     @rx.event
     def load_from_query(self):
         """/verify?hash=… (the receipt badges link here): fetch that receipt from the log and check it."""
-        from backend.runtime import get_runtime
 
         receipt_hash = self.router.url.query_parameters.get("hash", "")
         if not receipt_hash:

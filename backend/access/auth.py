@@ -19,6 +19,9 @@ from sqlmodel import Session, select
 
 from backend.db import session
 from backend.db.models import ApiKey, SiweNonce
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils import to_checksum_address
 
 NONCE_TTL_S = 600
 SESSION_TTL_S = 7 * 24 * 3600
@@ -89,9 +92,6 @@ def issue_nonce(now: float | None = None) -> str:
 
 def verify_siwe(message: str, signature: str, *, domain: str, chain_id: int, now: float | None = None) -> str:
     """Check a signed SIWE message and burn its nonce; returns the checksummed address that signed."""
-    from eth_account import Account
-    from eth_account.messages import encode_defunct
-    from eth_utils import to_checksum_address
 
     now = time.time() if now is None else now
     fields = parse_siwe(message)

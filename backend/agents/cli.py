@@ -8,6 +8,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+import httpx
+from backend.agents import tools
+from backend.agents.spec import AgentSpecError, parse_agent
+from backend.catalog import load_catalog, load_packages
+from backend.config import get_settings
 
 agent_app = typer.Typer(help="Agents declared in YAML: validate, deploy, run, list, logs, pause.", no_args_is_help=True, add_completion=False)
 console = Console()
@@ -16,7 +21,6 @@ Key = Annotated[str, typer.Option(help="Your ONE API key (SIWE session or Dedica
 
 
 def _call(method: str, url: str, key: str, path: str, **kw):
-    import httpx
 
     reply = httpx.request(method, f"{url}/one/agents{path}", headers={"authorization": f"Bearer {key}"}, timeout=60, **kw)
     body = reply.json()
@@ -33,10 +37,6 @@ def _call(method: str, url: str, key: str, path: str, **kw):
 def validate(file: Path) -> None:
     """Check an agent file against the schema, this catalog's models, the tools and the packages (the network's own
     limits, such as the shortest schedule, are checked when it is deployed)."""
-    from backend.agents import tools
-    from backend.agents.spec import AgentSpecError, parse_agent
-    from backend.catalog import load_catalog, load_packages
-    from backend.config import get_settings
 
     settings = get_settings()
     tools.load_tool_modules(settings.agent_tool_modules)

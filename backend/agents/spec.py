@@ -19,6 +19,9 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
+from datetime import datetime, timezone
+from croniter import CroniterBadDateError, croniter
+from croniter import croniter
 
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -49,9 +52,6 @@ def next_run(schedule: str, after: float) -> float | None:
     interval = schedule_interval(schedule)
     if interval is not None:
         return after + interval
-    from datetime import datetime, timezone
-
-    from croniter import CroniterBadDateError, croniter
 
     try:
         return croniter(schedule, datetime.fromtimestamp(after, timezone.utc)).get_next(float)
@@ -74,7 +74,6 @@ class Trigger(BaseModel):
             if interval < 1:
                 raise ValueError("the interval must be at least 1 second")
             return value
-        from croniter import croniter
 
         if not croniter.is_valid(value):
             raise ValueError(f'"{value}" is neither "every N s|m|h|d" nor a cron expression')

@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from web3 import HTTPProvider, Web3
+from eth_utils import is_checksum_address, is_checksum_formatted_address, is_hex_address
 
 HERE = Path(__file__).resolve().parent
 CONTRACTS = ("Token", "EpochAnchor")
@@ -57,7 +59,6 @@ def deploy_token(w3, deployer: str, name: str, symbol: str, decimals: int):
 
 def connect(rpc_url: str):
     """A web3 client for a JSON-RPC URL (the dev chain, or ONE_CHAIN_RPC_URL in production)."""
-    from web3 import HTTPProvider, Web3
 
     return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
 
@@ -75,7 +76,6 @@ def address_problem(address: str) -> str | None:
     """Why USDC cannot be paid to `address`, or None when it can. It must be 0x and 40 hex digits, carry a
     matching EIP-55 checksum when it is mixed-case (so a typo shows instead of paying a stranger), and not be
     the zero address (a transfer there burns the money or reverts)."""
-    from eth_utils import is_checksum_address, is_checksum_formatted_address, is_hex_address
 
     if not (address.startswith("0x") and is_hex_address(address)):
         return "is not 0x followed by 40 hex digits"

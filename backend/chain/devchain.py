@@ -11,6 +11,8 @@ from typing import Callable
 from backend.chain import DEV_MNEMONIC, ONE_DECIMALS, USDC_DECIMALS, Deployment, connect, deploy_anchor, deploy_dev_tokens, token_at
 from backend.config import DEV_CHAIN_ID
 from backend.dev.npm_tools import REPO, npm_tool
+import platform
+from eth_account import Account
 
 DEMO_WALLETS = 3  # dev accounts 2..4; account 0 deploys, account 1 is the treasury
 TREASURY_FLOAT = 1_000_000 * 10**USDC_DECIMALS  # dev USDC the treasury pays Included-lane work from
@@ -21,7 +23,6 @@ BACKDATE_S = 7 * 86400
 
 def anvil_path() -> str:
     """The platform binary the npm package ships (run directly, so signals reach anvil itself)."""
-    import platform
 
     arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
     return npm_tool("anvil", REPO / "node_modules" / "@foundry-rs" / f"anvil-{platform.system().lower()}-{arch}" / "bin" / "anvil")
@@ -29,7 +30,6 @@ def anvil_path() -> str:
 
 def dev_accounts(count: int) -> list:
     """The first `count` accounts of the public dev mnemonic (anvil funds and unlocks them)."""
-    from eth_account import Account
 
     Account.enable_unaudited_hdwallet_features()
     return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)]

@@ -35,6 +35,15 @@ from backend.protocol import merkle
 from backend.protocol import receipt as rc
 from backend.trust.receipts import rfc3339_now
 from backend.protocol.signing import public_hex, sign_hex
+from eth_account import Account
+from web3.exceptions import TimeExhausted
+from web3.exceptions import TransactionNotFound
+import rlp
+from backend.chain import anchor_at
+from backend.chain import token_at
+from sqlalchemy import text
+from backend.chain import connect
+import asyncio
 
 log = logging.getLogger("one.settlement")
 HEAD_VERSION = 1
@@ -201,7 +210,6 @@ class Treasury:
     RECEIPT_WAIT_S = 120.0  # how long one run waits for a transaction to be mined
 
     def __init__(self, settings: Settings, w3):
-        from eth_account import Account
 
         self.settings, self.w3 = settings, w3
         self.account = Account.from_key(settings.treasury_private_key())
@@ -223,7 +231,6 @@ class Treasury:
         moved nothing and never will (it reverted, or another treasury transaction took its nonce), seen
         `confirmations` blocks deep, so a new transaction may take its place. Raises Unsettled when neither is
         known (not mined in time): then only this same transaction may be sent again, never a second one."""
-        from web3.exceptions import TimeExhausted
 
         receipt = self._receipt(tx_hash)
         if receipt is None and not self._nonce_taken(raw_tx):
@@ -249,7 +256,6 @@ class Treasury:
         return f"reverted on chain in block {receipt['blockNumber']}"
 
     def _receipt(self, tx_hash: str):
-        from web3.exceptions import TransactionNotFound
 
         try:
             return self.w3.eth.get_transaction_receipt(tx_hash)
@@ -258,7 +264,6 @@ class Treasury:
 
     def _nonce_taken(self, raw_tx: str) -> bool:
         """Whether the treasury's transactions `confirmations` blocks deep already used this one's nonce."""
-        import rlp
 
         raw = bytes.fromhex(raw_tx.removeprefix("0x"))
         legacy = raw[0] >= 0xC0  # else an EIP-2718 typed transaction: a type byte, then chainId, nonce, ...
@@ -269,7 +274,6 @@ class Treasury:
 
 def anchor_epochs(settings: Settings, w3) -> int:
     """Write each closed epoch's root into EpochAnchor once (skips what is already on chain)."""
-    from backend.chain import anchor_at
 
     treasury, contract, done = Treasury(settings, w3), anchor_at(w3, settings.anchor_address), 0
     with session() as db:
@@ -299,7 +303,6 @@ def pay(settings: Settings, w3) -> Counter[str]:
     transaction, same nonce). A row gets a new transaction only when its last one provably moved nothing; one
     whose outcome is unknown stays `signed` and the same transaction is sent again: never two live ones per row.
     Returns how many rows ended in each status."""
-    from backend.chain import token_at
 
     treasury, usdc = Treasury(settings, w3), token_at(w3, settings.usdc_token_address)
     with session() as db:
@@ -400,7 +403,6 @@ def settlement_lock(settings: Settings, wait_s: float | None = None, on_wait: Ca
 @contextmanager
 def _advisory_lock(engine) -> Iterator[tuple[Callable[[], bool], Callable[[], None]]]:
     """pg_advisory_lock on a connection of its own: the server lets go if that connection dies."""
-    from sqlalchemy import text
 
     conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
@@ -441,7 +443,6 @@ def _acquire(try_lock: Callable[[], bool], deadline: float | None, on_wait: Call
 def settle(settings: Settings, key: SigningKey, wait_s: float | None = None, on_wait: Callable[[], None] | None = None) -> dict[str, Any]:
     """Close the open epoch, anchor it, plan and send payouts. Safe to run again at any point; runs alone
     (`settlement_lock`), so two settlers never sign the same payout with two nonces."""
-    from backend.chain import connect
 
     with settlement_lock(settings, wait_s, on_wait):
         head = close_epoch(key)
@@ -473,7 +474,6 @@ def failed_payments(limit: int = 50) -> list[dict[str, Any]]:
 
 async def settlement_loop() -> None:
     """Inside the coordinator: settle once per epoch (the `one settle` command does the same on demand)."""
-    import asyncio
 
     from backend.runtime import get_runtime
 

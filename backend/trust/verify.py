@@ -14,6 +14,8 @@ from typing import Any, Iterable
 
 from backend.protocol import receipt as rc
 from backend.protocol.signing import verify_hex
+import httpx
+from backend.protocol import merkle
 
 
 @dataclass
@@ -111,7 +113,6 @@ def verify_with_output(receipts: list[dict[str, Any]], coordinator: str | None =
 def load_receipts(source: str) -> list[dict[str, Any]]:
     """Receipts from a file or URL: a JSON list, one receipt, `{"receipts": [...]}`, or JSON lines."""
     if source.startswith(("http://", "https://")):
-        import httpx
 
         text = httpx.get(source, timeout=30).raise_for_status().text
     else:
@@ -156,7 +157,6 @@ def output_matches(stored: dict[str, Any], output: str) -> bool | None:
 def verify_proof(proof: dict[str, Any], coordinator: str | None = None, anchored_root: str | None = None) -> dict[str, bool]:
     """A receipt's inclusion in its settlement epoch: the head's hash and coordinator signature, the RFC 9162
     audit path up to the head's root, and (given the root read from the EpochAnchor contract) the anchor."""
-    from backend.protocol import merkle
 
     head = proof["head"]
     checks = {

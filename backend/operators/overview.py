@@ -1,0 +1,107 @@
+"""The operator dashboard's data, as typed rows from the services that own it: the scheduler's live workers
+(with their bond), queue depth per lane, throughput and p50 latency per time bucket, the receipt log's tail,
+epochs, payouts and payments that failed. Pages render these; they never query tables themselves."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlmodel import select
+
+from backend.access import auth
+from backend.db import session
+from backend.db.models import WorkerRecord
+from backend.money.settlement import epochs, failed_payments, payouts
+from backend.scheduler import Scheduler
+from backend.serving.inference import Completed
+from backend.trust.receipts import ReceiptLog
+
+BUCKET_S = 10  # one point of the throughput/latency plots
+WINDOW_S = 300  # how far back the plots reach
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    id: str
+    kind: str
+    models: list[str]
+    busy: int
+    slots: int
+    served: int
+    reliability: float
+    quarantined: bool
+    latency_ms: float
+    bond: int  # micro-USDC
+
+
+@dataclass(frozen=True)
+class LoadPoint:
+    at: float  # start of the bucket, unix seconds
+    requests_per_min: int
+    p50_ms: int
+
+
+@dataclass(frozen=True)
+class Overview:
+    workers: list[WorkerRow]
+    queue_depth: dict[str, int]  # lane -> jobs waiting
+    load: list[LoadPoint]
+    receipts: list[dict]  # the newest stored receipts (receipt + hash + sig), newest first
+    total_receipts: int
+    epochs: list[dict]
+    payouts: list[dict]
+    failed_payments: list[dict]
+
+
+class NotAnOperator(Exception):
+    """The key is unknown, expired, or not a wallet named in ONE_OPERATORS; the message says which."""
+
+
+def authorize_operator(key: str, operators: list[str]) -> str:
+    """The operator wallet a session key stands for."""
+    principal = auth.principal_for(key)
+    if principal is None:
+        raise NotAnOperator("That session has expired; sign in again.")
+    if not auth.is_operator(principal.account, operators):
+        raise NotAnOperator(f"{principal.account} is not an operator of this coordinator (ONE_OPERATORS).")
+    return principal.account
+
+
+def overview(scheduler: Scheduler, completed: Iterable[Completed], log: ReceiptLog, now: float, receipts: int = 15, rows: int = 20) -> Overview:
+    with session() as db:
+        bonds = {r.id: r.bond for r in db.exec(select(WorkerRecord)).all()}
+    workers = [
+        WorkerRow(id=w.worker_id, kind=w.kind, models=sorted(w.models), busy=len(w.jobs), slots=w.slots, served=w.served,
+                  reliability=w.reliability, quarantined=w.worker_id in scheduler.quarantined,
+                  latency_ms=w.latency_ewma_s * 1000, bond=bonds.get(w.worker_id, 0))
+        for w in list(scheduler.workers.values())
+    ]  # fmt: skip
+    tail = log.tail(receipts)
+    return Overview(
+        workers=workers,
+        queue_depth=scheduler.queue_depth_by_lane(),
+        load=load_series(completed, now),
+        receipts=tail,
+        total_receipts=tail[0]["seq"] + 1 if tail else 0,
+        epochs=epochs(10),
+        payouts=payouts(limit=rows),
+        failed_payments=failed_payments(limit=rows),
+    )
+
+
+def load_series(completed: Iterable[Completed], now: float) -> list[LoadPoint]:
+    """Requests per minute and median latency per bucket over the last WINDOW_S, from the in-memory timings."""
+    buckets: dict[int, list[float]] = {b: [] for b in range(int(now - WINDOW_S) // BUCKET_S, int(now) // BUCKET_S + 1)}
+    for done in list(completed):
+        b = int(done.at) // BUCKET_S
+        if b in buckets:
+            buckets[b].append(done.latency_ms)
+    return [LoadPoint(b * BUCKET_S, len(v) * 60 // BUCKET_S, round(statistics.median(v)) if v else 0) for b, v in sorted(buckets.items())]
+
+
+def clock(ts: float) -> str:
+    """HH:MM:SS UTC of a unix time, as the dashboard's axes and receipt rows show it."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S")
