@@ -1,1 +1,5 @@
-"""Access: who is calling (API keys, SIWE sessions) and how much they may ask for (rate limits, request caps)."""
+"""Access: who is calling and how much they may ask for.
+
+- `auth`: Sign-In with Ethereum, hashed API keys, `principal_for(key)`, operators.
+- `limits`: rate limits and the caps inside one request, checked before any work starts.
+"""
