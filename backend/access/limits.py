@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.config import Settings
+from backend.protocol.body import ImagePart, OpenAIBody
+from backend.protocol.receipt import TEXT_TASKS
 
 SAFE_INT = 2**53 - 1  # receipts hash requests as JCS (RFC 8785): integers beyond this cannot be written
 MAX_JSON_DEPTH = 64
@@ -100,6 +102,7 @@ class LimitExceeded(ValueError):
 
 def request_problem(task: str, body: dict[str, Any], context: int, settings: Settings) -> LimitExceeded | None:
     """The first cap this request breaks (messages, tools, inputs, n x max_tokens, images), or None."""
+    view = OpenAIBody(body)
     messages = body.get("messages")
     if isinstance(messages, list) and len(messages) > settings.max_messages:
         return LimitExceeded("messages", f"At most {settings.max_messages} messages per request; this one has {len(messages)}.")
@@ -110,36 +113,26 @@ def request_problem(task: str, body: dict[str, Any], context: int, settings: Set
         inputs = body.get(param)
         if isinstance(inputs, list) and len(inputs) > settings.max_inputs:
             return LimitExceeded(param, f"At most {settings.max_inputs} items in `{param}`; this one has {len(inputs)}.")
-    if task in ("chat", "vision", "completion"):
-        n = body.get("n") or 1
-        prompts = len(body["prompt"]) if task == "completion" and isinstance(body.get("prompt"), list) else 1
-        asked = body.get("max_completion_tokens") or body.get("max_tokens")
-        if isinstance(n, int) and isinstance(asked, int) and n * prompts * asked > settings.max_output_tokens:
-            return LimitExceeded("max_tokens", f"n x max_tokens may be at most {settings.max_output_tokens} per request; this one asks for {n * prompts * asked}.")
-        if isinstance(n, int) and asked is None and n * prompts > 1 and n * prompts * context > settings.max_output_tokens:
-            return LimitExceeded("max_tokens", f"Set max_tokens: with n x prompts = {n * prompts}, n x max_tokens may be at most {settings.max_output_tokens}.")
-    return _image_problem(body, settings)
+    if task in TEXT_TASKS:
+        outputs, asked = view.outputs(task), view.asked_max_tokens
+        if asked is not None and outputs * asked > settings.max_output_tokens:
+            return LimitExceeded("max_tokens", f"n x max_tokens may be at most {settings.max_output_tokens} per request; this one asks for {outputs * asked}.")
+        if asked is None and outputs > 1 and outputs * context > settings.max_output_tokens:
+            return LimitExceeded("max_tokens", f"Set max_tokens: with n x prompts = {outputs}, n x max_tokens may be at most {settings.max_output_tokens}.")
+    return _image_problem(view.image_parts(), settings)
 
 
-def _image_problem(body: dict[str, Any], settings: Settings) -> LimitExceeded | None:
-    images = 0
-    for i, message in enumerate(body.get("messages") or []):
-        content = message.get("content") if isinstance(message, dict) else None
-        for j, part in enumerate(content if isinstance(content, list) else []):
-            if not (isinstance(part, dict) and part.get("type") == "image_url"):
-                continue
-            images += 1
-            param = f"messages[{i}].content[{j}].image_url"
-            if images > MAX_IMAGES:
-                return LimitExceeded(param, f"At most {MAX_IMAGES} images per request.")
-            ref = part.get("image_url")
-            url = ref.get("url") if isinstance(ref, dict) else ref
-            if not isinstance(url, str):
-                continue  # the worker explains what an image_url must be
-            if url.startswith("data:"):
-                decoded = len(url.partition(",")[2]) * 3 // 4
-                if decoded > settings.max_image_bytes:
-                    return LimitExceeded(param, f"Images may be at most {settings.max_image_bytes} bytes; this one is about {decoded}.")
-            elif len(url) > MAX_IMAGE_URL_CHARS:
-                return LimitExceeded(param, f"Image URLs may be at most {MAX_IMAGE_URL_CHARS} characters.")
+def _image_problem(images: list[ImagePart], settings: Settings) -> LimitExceeded | None:
+    """Too many images, a data: URL over the byte cap, or an address over the length cap."""
+    for count, image in enumerate(images, start=1):
+        if count > MAX_IMAGES:
+            return LimitExceeded(image.param, f"At most {MAX_IMAGES} images per request.")
+        if not isinstance(image.url, str):
+            continue  # the worker explains what an image_url must be
+        if image.url.startswith("data:"):
+            decoded = len(image.url.partition(",")[2]) * 3 // 4
+            if decoded > settings.max_image_bytes:
+                return LimitExceeded(image.param, f"Images may be at most {settings.max_image_bytes} bytes; this one is about {decoded}.")
+        elif len(image.url) > MAX_IMAGE_URL_CHARS:
+            return LimitExceeded(image.param, f"Image URLs may be at most {MAX_IMAGE_URL_CHARS} characters.")
     return None

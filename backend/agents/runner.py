@@ -24,7 +24,7 @@ import json
 import logging
 import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import func, update
@@ -36,10 +36,14 @@ from backend.access.auth import package_live
 from backend.db import session
 from backend.db.models import AgentRecord, AgentRun
 from backend.serving.inference import Caller, Finished, InferenceError
-from backend.money.lanes import quote
+from backend.money.lanes import priority_of, quote
 from backend.protocol import receipt as rc
+from backend.protocol.body import charge_unit
 from backend.protocol.safe_fetch import AddressRefused, FetchError, fetch, public_target
 from backend.protocol.signing import public_hex, sign_hex
+
+if TYPE_CHECKING:  # the runtime builds the runner: a runtime import here would be a cycle
+    from backend.runtime import Runtime
 
 log = logging.getLogger("one.agents")
 STEP_MAX_TOKENS = 64
@@ -91,9 +95,8 @@ class RunContext:
         if self.spec.budget.max_spend is not None and model is not None:
             if self.spent + quote(model, body, "chat") > self.spec.budget.max_spend:
                 raise BudgetExhausted(f"the next step could cost more than what is left of max_spend ({self.spec.budget.max_spend - self.spent})")
-        package = rt.packages.get(self.record.package) if self.record.package else None
         caller = Caller(account_id=self.record.account, lane=self.record.lane, parent=self.parent, metered=True,
-                        priority=package.priority if package else 100)  # fmt: skip
+                        priority=priority_of(rt.packages, self.record.package))  # fmt: skip
         for attempt in range(RETRIES):
             try:
                 async for event in rt.inference.run("chat", body, caller):
@@ -125,7 +128,7 @@ class RunContext:
         stored = await rt.receipts.append(
             job=job, kind="tool", lane=self.record.lane, account=rt.receipts.account_ref(self.record.account), model=name,
             request_digest=request_digest, output_digest=output_digest, usage=usage,
-            charge_unit="credit" if self.record.lane == "included" else "usdc", charge_amount=0,
+            charge_unit=charge_unit(self.record.lane), charge_amount=0,
             worker_id=public_hex(rt.key), worker_sig=sign_hex(rt.key, rc.jcs(statement)), parent=self.parent,
         )  # fmt: skip
         self.trail.append(stored["hash"])
@@ -133,7 +136,7 @@ class RunContext:
 
 
 class AgentRunner:
-    def __init__(self, runtime: Any):
+    def __init__(self, runtime: Runtime):
         self.runtime, self.settings = runtime, runtime.settings
         self.running: dict[str, asyncio.Task] = {}
         tools_mod.load_tool_modules(self.settings.agent_tool_modules)
@@ -153,7 +156,7 @@ class AgentRunner:
                                       f" ({lane}{' / ' + package if package else ''})", "invalid_agent", param="budget")  # fmt: skip
         if spec.output is not None:
             try:
-                public_target(str(spec.output.webhook))
+                public_target(str(spec.output.webhook), self.settings.fetch_allow_networks)
             except FetchError as exc:
                 raise InferenceError(400, f"output.webhook: {exc}", "invalid_agent", param="output.webhook") from None
         self.check_can_pay(spec, account, lane, package)
@@ -299,7 +302,7 @@ class AgentRunner:
                 await asyncio.sleep(0.5 * 2**attempt)
             try:
                 await fetch(url, method="POST", content=body, headers=headers, max_bytes=WEBHOOK_REPLY_BYTES,
-                            timeout_s=WEBHOOK_TIMEOUT_S)
+                            timeout_s=WEBHOOK_TIMEOUT_S, allow_networks=self.settings.fetch_allow_networks)
                 return True
             except AddressRefused as exc:
                 log.warning("agent %s run %s: webhook refused: %s", record.name, run.id, exc)

@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable
 
 import httpx
 
+from backend.config import get_settings
 from backend.protocol.safe_fetch import FetchError, fetch
 
 HTTP_GET_MAX_BYTES = 256 * 1024
@@ -82,7 +83,8 @@ async def summarize(args: dict[str, Any], ctx: Any) -> str:
 async def http_get(args: dict[str, Any], ctx: Any) -> str:
     """Through the checked fetch (backend.protocol.safe_fetch): public addresses only, no redirects, size and time capped."""
     try:
-        body = await fetch(str(args.get("url", "")), max_bytes=HTTP_GET_MAX_BYTES, timeout_s=HTTP_GET_TIMEOUT_S)
+        body = await fetch(str(args.get("url", "")), max_bytes=HTTP_GET_MAX_BYTES, timeout_s=HTTP_GET_TIMEOUT_S,
+                           allow_networks=get_settings().fetch_allow_networks)
     except FetchError as exc:
         raise ToolError(str(exc)) from None
     return body.decode("utf-8", errors="replace")[:4000]

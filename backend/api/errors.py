@@ -1,4 +1,8 @@
-"""Errors in the OpenAI shape: `{"error": {"message", "type", "param", "code"}}`, right status code."""
+"""Errors in the OpenAI shape: `{"error": {"message", "type", "param", "code"}}`, right status code.
+
+`ApiError` is the one error type of the API: routes and the services under them raise it (or a subclass:
+the serving layer's InferenceError, the money services' PurchaseError) and one handler answers it.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,29 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.serving.inference import InferenceError
+RETRY_LATER = (429, 503)  # statuses a client may simply retry: they carry retry-after
+
+
+class ApiError(Exception):
+    """A refusal the caller sees in the OpenAI error shape. `extra`: top-level fields beside "error" (the 402
+    Dedicated offer, an agent file's problems)."""
+
+    def __init__(self, status: int, message: str, code: str, param: str | None = None, type_: str = "invalid_request_error",
+                 extra: dict[str, Any] | None = None):  # fmt: skip
+        super().__init__(message)
+        self.status, self.message, self.code, self.type, self.param = status, message, code, type_, param
+        self.extra = extra or {}
+
+    def body(self) -> dict[str, Any]:
+        return {**error_body(self.message, self.type, self.param, self.code), **self.extra}
+
+    def response(self) -> JSONResponse:
+        headers = {"retry-after": "2"} if self.status in RETRY_LATER else None
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-def error_response(exc: InferenceError) -> JSONResponse:
-    headers = {"retry-after": "2"} if exc.status in (429, 503) else None
-    return JSONResponse({**error_body(exc.message, exc.type, exc.param, exc.code), **exc.extra}, status_code=exc.status, headers=headers)
 
 
 def param_path(loc: tuple | list) -> str | None:
@@ -35,9 +52,9 @@ def param_path(loc: tuple | list) -> str | None:
 
 
 def install_handlers(app: FastAPI) -> None:
-    @app.exception_handler(InferenceError)
-    async def _inference_error(_req: Request, exc: InferenceError) -> JSONResponse:
-        return error_response(exc)
+    @app.exception_handler(ApiError)
+    async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from backend import chain
 from backend.access import auth
-
-from backend.money import ledger
 from backend.catalog import CatalogModel, Packages
 from backend.config import Settings
-
-CREDIT = "credit"
+from backend.money import ledger
+from backend.protocol.body import OpenAIBody, charge_unit
+from backend.scheduler import PRIORITY_INCLUDED
 
 
 @dataclass
@@ -33,18 +33,20 @@ class Hold:
 
 def quote(model: CatalogModel, body: dict[str, Any], task: str) -> int:
     """The most a request can cost, in integer micro-units, from its own limits and the catalog rate."""
-    n = int(body.get("n") or 1)
-    if task == "completion" and isinstance(body.get("prompt"), list):
-        n *= max(len(body["prompt"]), 1)
+    view = OpenAIBody(body)
+    n = view.outputs(task)
     if model.billing == "per_image":
         return n * model.rate
     if model.billing == "per_1k_input_tokens":
-        inputs = body.get("input")
-        count = len(inputs) if isinstance(inputs, list) else 1
-        return model.charge({"input_tokens": count * model.context})
-    max_out = int(body.get("max_completion_tokens") or body.get("max_tokens") or model.context)
-    usage = {"output_tokens": n * max_out, "images": n if model.billing == "per_image_plus_output_tokens" else 0}
+        return model.charge({"input_tokens": max(len(view.inputs), 1) * model.context})
+    usage = {"output_tokens": n * view.max_tokens(model.context), "images": n if model.billing == "per_image_plus_output_tokens" else 0}
     return model.charge(usage)
+
+
+def priority_of(packages: Packages, package_id: str | None) -> int:
+    """Where a caller's jobs queue (lower runs first): its Dedicated package's priority, else the Included lane's."""
+    package = packages.get(package_id) if package_id else None
+    return package.priority if package else PRIORITY_INCLUDED
 
 
 class Lanes:
@@ -72,17 +74,17 @@ class Lanes:
         key = f"allot:{account}:{epoch}"
         if not ledger.has_key(key):
             held = self.holdings(account, epoch * self.settings.included_epoch_s) if self.holdings else 0
-            ledger.grant(key, account, CREDIT, self.allotment_for(held), "allotment", epoch)
+            ledger.grant(key, account, charge_unit("included"), self.allotment_for(held), "allotment", epoch)
         return epoch
 
     def open_hold(self, account: str, lane: str, amount: int, job_id: str) -> Hold:
         """Reserve a request's quote or raise InsufficientBalance (the caller answers 402)."""
         epoch = self.ensure_allotment(account) if lane == "included" else None
-        ledger.hold(job_id, account, CREDIT if lane == "included" else "usdc", amount, epoch)
+        ledger.hold(job_id, account, charge_unit(lane), amount, epoch)
         return Hold(account, epoch, amount)
 
     def headers(self, account: str, lane: str) -> dict[str, str]:
-        unit = CREDIT if lane == "included" else "usdc"
+        unit = charge_unit(lane)
         epoch = self.epoch() if lane == "included" else None
         return {
             "x-one-lane": lane,
@@ -93,7 +95,7 @@ class Lanes:
 
     def summary(self, account: str, lane: str) -> dict[str, Any]:
         """Balance, what it was topped up to and when it refreshes: the web app's balance view."""
-        unit = CREDIT if lane == "included" else "usdc"
+        unit = charge_unit(lane)
         epoch = self.ensure_allotment(account) if lane == "included" else None
         return {
             "lane": lane,
@@ -127,9 +129,7 @@ def chain_holdings(settings: Settings) -> ChainHoldings | None:
     """Read $ONE balances from the configured chain; None when no chain is configured."""
     if not (settings.chain_rpc_url and settings.one_token_address):
         return None
-    from backend.chain import connect
-
-    return ChainHoldings(connect(settings.chain_rpc_url), settings.one_token_address)
+    return ChainHoldings(chain.connect(settings.chain_rpc_url), settings.one_token_address)
 
 
 class ChainHoldings:
@@ -143,9 +143,7 @@ class ChainHoldings:
     yet. The RPC must serve state that old (an archive node; the dev chain keeps its history)."""
 
     def __init__(self, w3, token_address: str):
-        from backend.chain import token_at
-
-        self.w3, self.token = w3, token_at(w3, token_address)
+        self.w3, self.token = w3, chain.token_at(w3, token_address)
         self.snapshots: dict[int, int | None] = {}  # epoch start -> snapshot block (None: the token did not exist yet)
 
     def __call__(self, account: str, epoch_start: int) -> int:

@@ -17,24 +17,25 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
+from web3.exceptions import TransactionNotFound
 
 from backend.access import auth
-
-from backend.money import ledger
+from backend.api.errors import ApiError
 from backend.catalog import Package
 from backend.db import session
 from backend.db.models import ConsumedTx
+from backend.money import ledger
 
 # keccak256("Transfer(address,address,uint256)")
 TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 
 
-class PurchaseError(Exception):
-    """A refused purchase or bond claim: `code`, `status` and `param` go to the client in the OpenAI error shape."""
+class PurchaseError(ApiError):
+    """A refused purchase, bond claim or unbond request, in the API's error shape (a 400 about `tx_hash` unless said)."""
 
     def __init__(self, reason: str, code: str, status: int = 400, param: str = "tx_hash"):
-        super().__init__(reason)
-        self.reason, self.code, self.status, self.param = reason, code, status, param
+        super().__init__(status, reason, code, param=param)
+        self.reason = reason
 
 
 ALREADY_USED = "this transaction was already used (for a package or a bond)"
@@ -55,10 +56,9 @@ def _addr(topic: Any) -> str:
 
 def verify_payment(w3, tx_hash: str, *, usdc: str, treasury: str, buyer: str, price: int, confirmations: int,
                    buyer_role: str = "the signed-in one") -> tuple[str, int, int]:  # fmt: skip
-    """(status, confirmations seen, amount paid in micro-USDC) or PurchaseError. `buyer_role` names the
-    expected sender in the refusal (the signed-in wallet for purchases, the claim's signer for bonds)."""
-    from web3.exceptions import TransactionNotFound
-
+    """The one payment check, for packages and bonds alike: (status, confirmations seen, amount paid in
+    micro-USDC) or PurchaseError. `buyer_role` names the expected sender in the refusal (the signed-in wallet
+    for purchases, the claim's signer for bonds)."""
     try:
         receipt = w3.eth.get_transaction_receipt(tx_hash)
     except TransactionNotFound:

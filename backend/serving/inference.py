@@ -8,6 +8,7 @@ output was relayed and the worker's attestation checked; any failure before that
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 import uuid
@@ -15,28 +16,25 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-from backend.money import ledger
-from backend.trust.audits import record_overclaim
+from backend.access.limits import request_problem
+from backend.api.errors import ApiError
 from backend.catalog import Catalog, CatalogModel
 from backend.config import Settings
+from backend.money import ledger
 from backend.money.lanes import Hold, Lanes, quote
-from backend.access.limits import request_problem
 from backend.protocol import receipt as rc
-from backend.trust.receipts import ReceiptLog
-from backend.scheduler import CLIENT_FAULT_CODES, PRIORITY_INCLUDED, Job, Scheduler
+from backend.protocol.body import charge_unit
 from backend.protocol.signing import verify_hex
-from backend.serving.usage import bill, prompt_images
+from backend.scheduler import CLIENT_FAULT_CODES, PRIORITY_INCLUDED, Job, Scheduler
+from backend.serving.usage import bill
+from backend.trust.audits import AUDIT_PRIORITY, Auditor, record_overclaim
+from backend.trust.receipts import ReceiptLog
+
+log = logging.getLogger("one.inference")
 
 
-class InferenceError(Exception):
-    """A failure the caller sees in the OpenAI error shape."""
-
-    def __init__(
-        self, status: int, message: str, code: str, type_: str = "invalid_request_error", param: str | None = None, extra: dict | None = None
-    ):
-        super().__init__(message)
-        self.status, self.message, self.code, self.type, self.param = status, message, code, type_, param
-        self.extra = extra or {}  # top-level fields beside "error" (the 402 Dedicated offer)
+class InferenceError(ApiError):
+    """A job that failed or was refused: the API's error, raised where requests are served."""
 
 
 @dataclass
@@ -80,7 +78,7 @@ class InferenceService:
     def __init__(self, settings: Settings, catalog: Catalog, scheduler: Scheduler, receipts: ReceiptLog, lanes: Lanes):
         self.settings, self.catalog, self.scheduler, self.receipts, self.lanes = settings, catalog, scheduler, receipts, lanes
         self.completed: deque[Completed] = deque(maxlen=5000)
-        self.auditor: Any = None  # backend.trust.audits.Auditor, set by the runtime
+        self.auditor: Auditor | None = None  # set by the runtime (the auditor runs its re-runs through this service)
 
     def resolve_model(self, model_id: str, task: str) -> CatalogModel:
         model = self.catalog.get(model_id)
@@ -150,6 +148,18 @@ class InferenceService:
                 await self.scheduler.cancel(job)
             if hold is not None and not settled:  # no receipt, no charge: give the hold back
                 await asyncio.to_thread(ledger.release, job.job_id)
+
+    async def rerun(self, job: Job, receipt: dict[str, Any], worker: str) -> dict[str, Any] | None:
+        """An audit: the audited receipt's request again on `worker` only, as an `audit` receipt (no charge). Returns
+        that receipt, or None when the re-run failed (an audit without it stays inconclusive)."""
+        caller = Caller(account_id="audit", lane="included", priority=AUDIT_PRIORITY)
+        try:
+            async for event in self.run(job.task, job.body, caller, pin=worker, audit_of=receipt):
+                if isinstance(event, Finished):
+                    return event.receipt
+        except InferenceError as exc:
+            log.info("audit re-run of %s failed: %s", receipt["hash"][:12], exc.message)
+        return None
 
     async def _hold(self, caller: Caller, model: CatalogModel, body: dict[str, Any], task: str, job_id: str) -> Hold | None:
         """Reserve the request's quote on its lane, or answer 402 with a Dedicated offer."""
@@ -227,7 +237,7 @@ class InferenceService:
             request_digest=job.request_digest,
             output_digest=output_digest,
             usage=usage,
-            charge_unit="credit" if caller.lane == "included" else "usdc",
+            charge_unit=charge_unit(caller.lane),
             charge_amount=charge,
             worker_id=worker.worker_id,
             worker_sig=done["attestation_sig"],
@@ -244,8 +254,3 @@ def _worker_error(code: str, message: str) -> InferenceError:
     if code in CLIENT_FAULT_CODES:  # the caller's fault: the request itself cannot be served as sent
         return InferenceError(400, message, code, param="messages" if code == "context_length_exceeded" else None)
     return InferenceError(502, f"Inference failed: {message}", code, type_="server_error")
-
-
-def has_image(body: dict[str, Any]) -> bool:
-    """A chat request with image parts is a vision job (routed to models that declare `vision`)."""
-    return prompt_images(body) > 0

@@ -14,14 +14,20 @@ WordPiece vocabularies, so an honest worker is never billed below its work by a 
 
 from __future__ import annotations
 
+import importlib
+import importlib.resources
 import json
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
+from tokenizers import Tokenizer
+
 from backend.catalog import CatalogModel
 from backend.protocol import receipt as rc
+from backend.protocol.body import OpenAIBody
+from backend.protocol.tiny_tokenizer import tiny_tokenizer
 
 log = logging.getLogger("one.usage")
 
@@ -69,17 +75,11 @@ def tokenizer_counter(source: str | None) -> Callable[[str], int]:
     return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids) if text else 0
 
 
-def _load_tokenizer(source: str):
-    from tokenizers import Tokenizer
-
+def _load_tokenizer(source: str) -> Tokenizer:
     scheme, _, target = source.partition(":")
     if scheme == "builtin" and target == "tiny":
-        from gpu_worker.tiny_models import tiny_tokenizer  # the dev overlay's models (make run, tests)
-
         return tiny_tokenizer()
     if scheme == "package":
-        import importlib.resources
-
         module, _, name = target.partition("/")
         package = importlib.import_module(module)
         root = package.get_model_path() if hasattr(package, "get_model_path") else importlib.resources.files(module)
@@ -101,10 +101,9 @@ def count_output(model: CatalogModel, task: str, body: dict[str, Any], output: r
             for call in choice.get("tool_calls") or []:
                 function = call.get("function") or {}
                 out += tokens(function.get("name") or "") + tokens(function.get("arguments") or "") + TOOL_CALL_ALLOWANCE
-        return {"input_tokens": _prompt_tokens(tokens, body), "output_tokens": out, "images": prompt_images(body)}
+        return {"input_tokens": _prompt_tokens(tokens, body), "output_tokens": out, "images": len(OpenAIBody(body).image_parts())}
     if task == "embedding":
-        texts = body.get("input")
-        texts = [texts] if isinstance(texts, str) else texts if isinstance(texts, list) else []
+        texts = OpenAIBody(body).inputs
         special = 2  # [CLS] and [SEP] around every input
         counted = sum(min(tokens(t) + special, model.context) if isinstance(t, str) else min(len(t), model.context) for t in texts)
         return {"input_tokens": counted, "output_tokens": 0, "images": 0}
@@ -131,17 +130,6 @@ def _prompt_tokens(tokens: Callable[[str], int], body: dict[str, Any]) -> int:
     if body.get("tools"):
         total += tokens(json.dumps(body["tools"])) + 64  # the template's instructions around them
     return total
-
-
-def prompt_images(body: dict[str, Any]) -> int:
-    """Image parts in a chat request's messages."""
-    return sum(
-        1
-        for message in body.get("messages") or []
-        if isinstance(message, dict) and isinstance(message.get("content"), list)
-        for part in message["content"]
-        if isinstance(part, dict) and part.get("type") == "image_url"
-    )
 
 
 def bill(model: CatalogModel, task: str, body: dict[str, Any], output: rc.OutputAssembler, claimed: dict[str, int]) -> Count:

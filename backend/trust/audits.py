@@ -15,7 +15,7 @@ import json
 import logging
 import random
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import select
 
@@ -27,6 +27,7 @@ from backend.scheduler import PRIORITY_INCLUDED, Job, Scheduler
 
 log = logging.getLogger("one.audits")
 AUDITED_TASKS = ("chat", "completion")
+AUDIT_PRIORITY = PRIORITY_INCLUDED + 50  # re-runs queue behind paying work
 _random = random.SystemRandom()  # auditor draws must not be predictable from earlier ones
 BPS = 10_000
 
@@ -62,8 +63,15 @@ def record_overclaim(worker_id: str, scheduler: Scheduler) -> float:
     return value
 
 
+class AuditRuns(Protocol):
+    """What the auditor needs of the inference service (backend.serving.inference.InferenceService, which holds the
+    auditor: named here as a protocol so neither module imports the other at run time both ways)."""
+
+    async def rerun(self, job: Job, receipt: dict[str, Any], worker: str) -> dict[str, Any] | None: ...
+
+
 class Auditor:
-    def __init__(self, settings: Settings, scheduler: Scheduler, inference: Any):
+    def __init__(self, settings: Settings, scheduler: Scheduler, inference: AuditRuns):
         self.settings, self.scheduler, self.inference = settings, scheduler, inference
         self.running: set[asyncio.Task] = set()
         with session() as db:
@@ -110,16 +118,8 @@ class Auditor:
     async def _rerun(self, job: Job, receipt: dict[str, Any], auditor: str) -> tuple[str, tuple, str] | None:
         """The request again on the drawn auditor: (worker id, what it produced, audit receipt hash), or None.
         What it produced = the output digest and the usage it claimed: an audit compares both."""
-        from backend.serving.inference import Caller, Finished, InferenceError
-
-        caller = Caller(account_id="audit", lane="included", priority=PRIORITY_INCLUDED + 50)
-        try:
-            async for event in self.inference.run(job.task, job.body, caller, pin=auditor, audit_of=receipt):
-                if isinstance(event, Finished):
-                    return event.receipt["worker"]["id"], _claim(event.receipt), event.receipt["hash"]
-        except InferenceError as exc:
-            log.info("audit re-run of %s failed: %s", receipt["hash"][:12], exc.message)
-        return None
+        audit = await self.inference.rerun(job, receipt, auditor)
+        return (audit["worker"]["id"], _claim(audit), audit["hash"]) if audit else None
 
     async def audit(self, job: Job, receipt: dict[str, Any]) -> str:
         """Re-run on an auditor drawn by history; a disagreement is settled by a third, established worker (never

@@ -51,7 +51,7 @@ class Money:
     """One coordinator's purchase and bond routes, a chain, and the wallets on it."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch):
-        from backend.api import create_api, one_routes
+        from backend.api import create_api, deps
 
         provider = EthereumTesterProvider()
         self.w3 = Web3(provider)
@@ -64,7 +64,7 @@ class Money:
         settings = Settings(usdc_token_address=d.usdc_token, treasury_address=self.treasury, confirmations=1, unbond_delay_s=0)
         self.packages = load_packages(settings.packages_path)
         runtime = SimpleNamespace(settings=settings, packages=self.packages, web3=lambda: self.w3, refresh_reserved=lambda: None)
-        monkeypatch.setattr(one_routes, "get_runtime", lambda: runtime)
+        monkeypatch.setattr(deps, "get_runtime", lambda: runtime)
         self.http = TestClient(create_api())
 
     def pay(self, wallet: Wallet, amount: int) -> str:

@@ -30,10 +30,10 @@ def sign(wallet, challenge: dict, domain: str, uri: str) -> dict:
 
 
 def test_a_signature_for_a_phishing_domain_buys_no_session_here(sqlite_db, monkeypatch):
-    from backend.api import create_api, one_routes
+    from backend.api import create_api, deps
 
     settings = Settings(port=3456)
-    monkeypatch.setattr(one_routes, "get_runtime", lambda: SimpleNamespace(settings=settings))
+    monkeypatch.setattr(deps, "get_runtime", lambda: SimpleNamespace(settings=settings))
     http = TestClient(create_api())
     victim = Account.create()
 
@@ -51,10 +51,10 @@ def test_a_signature_for_a_phishing_domain_buys_no_session_here(sqlite_db, monke
 
 
 def test_behind_a_proxy_the_domain_is_the_public_urls_host(sqlite_db, monkeypatch):
-    from backend.api import create_api, one_routes
+    from backend.api import create_api, deps
 
     settings = Settings(public_url="https://one.example.org")
-    monkeypatch.setattr(one_routes, "get_runtime", lambda: SimpleNamespace(settings=settings))
+    monkeypatch.setattr(deps, "get_runtime", lambda: SimpleNamespace(settings=settings))
     http = TestClient(create_api())
     challenge = http.get("/one/auth/nonce", params={"address": Account.create().address}, headers={"host": "127.0.0.1:3000"}).json()
     assert challenge["domain"] == "one.example.org" and "\nURI: https://one.example.org\n" in challenge["message"]

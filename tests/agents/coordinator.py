@@ -39,7 +39,7 @@ class AgentCoordinator:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, **settings: Any):
         import backend.runtime
-        from backend.api import agent_routes, create_api
+        from backend.api import create_api, deps
 
         self.settings = Settings(**{"queue_timeout_s": 3, **settings})
         self.holdings: dict[str, int] = {}
@@ -50,7 +50,7 @@ class AgentCoordinator:
         lanes = Lanes(self.settings, lambda account, epoch_start: self.holdings.get(account, 0))
         inference = InferenceService(self.settings, catalog, scheduler, receipts, lanes)
         self.runtime = Runtime(self.settings, key, catalog, scheduler, receipts, inference, load_packages(self.settings.packages_path))
-        for module in (agent_routes, backend.runtime):  # the routes and the API's door ask it for the runtime
+        for module in (deps, backend.runtime):  # the routes and the API's door ask it for the runtime
             monkeypatch.setattr(module, "get_runtime", lambda: self.runtime)
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_api()), base_url="http://coordinator.test")
 

@@ -1,4 +1,5 @@
-"""schemathesis against our own OpenAPI for /v1/*: no 5xx, and every error in the OpenAI shape."""
+"""schemathesis against our own OpenAPI for /v1/*: no 5xx, every error in the OpenAI shape, and every JSON reply
+matching the schema the document gives for it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import response_schema_conformance
 
 pytestmark = pytest.mark.e2e
 
@@ -26,8 +28,16 @@ def _check_openai_error_shape(response) -> None:
     assert "param" in error and "code" in error
 
 
+def _check_reply(case, response) -> None:
+    """Errors in the OpenAI shape; a JSON reply (a stream is not one) as the document says it is."""
+    _check_openai_error_shape(response)
+    if "application/json" in str(response.headers.get("content-type")):  # header values are lists here
+        case.validate_response(response, checks=[response_schema_conformance])
+
+
 def test_v1_never_500s_and_errors_are_openai_shaped(devnet):
-    """Generated requests for every /v1 operation (hypothesis via schemathesis, its pytest plugin predates pytest 9)."""
+    """Generated requests for every /v1 operation (hypothesis via schemathesis, its pytest plugin predates pytest 9);
+    JSON replies, successes and errors alike, are checked against their documented schema (a stream is not JSON)."""
     schema = schemathesis.openapi.from_url(devnet.url + "/openapi.json").include(path_regex="^/v1/")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/images/generations", "/v1/models"}
@@ -40,7 +50,7 @@ def test_v1_never_500s_and_errors_are_openai_shaped(devnet):
             response = case.call(timeout=60)
             statuses.append(response.status_code)
             assert response.status_code < 500, (case.method, case.path, case.body, response.text[:300])
-            _check_openai_error_shape(response)
+            _check_reply(case, response)
 
         check()
     assert len(statuses) >= 50 and 400 in statuses and 200 in statuses, statuses
@@ -62,7 +72,8 @@ def _enlarge(value, depth: int = 0):
 
 
 def test_larger_and_invalid_inputs_never_500_on_v1_or_one(devnet):
-    """Negative-mode and enlarged cases for every /v1 and /one operation (the money routes included)."""
+    """Negative-mode and enlarged cases for every /v1 and /one operation (the money routes included); JSON replies
+    match their documented schema."""
     from schemathesis import GenerationMode
 
     schema = schemathesis.openapi.from_url(devnet.url + "/openapi.json").include(path_regex="^/(v1|one)/")
@@ -80,7 +91,7 @@ def test_larger_and_invalid_inputs_never_500_on_v1_or_one(devnet):
                 response = case.call(timeout=60)
                 statuses.append(response.status_code)
                 assert response.status_code < 500, (case.method, case.path, str(case.body)[:300], response.text[:300])
-                _check_openai_error_shape(response)
+                _check_reply(case, response)
 
             try:
                 check()

@@ -1,7 +1,7 @@
-"""OpenAI wire types for the requests we accept (pydantic), in one module.
+"""The requests we accept (pydantic), in one module: the OpenAI wire types, then ONE's own /one bodies.
 
-Unknown fields are allowed through (clients send vendor extras); known ones are checked so bad input
-gets a 400 naming the offending `param` instead of failing later on a worker.
+Unknown fields are allowed through the OpenAI types (clients send vendor extras); known ones are checked so
+bad input gets a 400 naming the offending `param` instead of failing later on a worker.
 """
 
 from __future__ import annotations
@@ -121,12 +121,43 @@ class ImageRequest(BaseModel):
     user: str | None = None
 
 
-class ErrorDetail(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
+# ---- ONE's own requests (/one) ----
 
 
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
+class VerifyBody(BaseModel):
+    receipts: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+    output: str | None = Field(None, description="the answer text (or embedding vectors as JSON) of a single receipt")
+    coordinator: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="pin the coordinator key")
+
+
+class SiweBody(BaseModel):
+    message: str = Field(min_length=1, max_length=4096)
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
+class QuoteBody(BaseModel):
+    model: str
+    task: str = Field(default="chat", pattern="^(chat|completion|embedding|image|vision)$")
+    body: dict[str, Any] = Field(default_factory=dict, description="the request you are about to send")
+
+
+class PurchaseBody(BaseModel):
+    package: str
+    tx_hash: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
+class BondBody(BaseModel):
+    worker_id: str = Field(pattern=r"^[0-9a-f]{64}$")
+    tx_hash: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    sig: str = Field(pattern=r"^[0-9a-f]{128}$", description="the worker key's Ed25519 signature over backend.protocol.claims.bond_consent(tx_hash)")
+    payer_sig: str = Field(pattern=r"^(0x)?[0-9a-fA-F]{130}$",
+                           description="the paying wallet's EIP-191 signature over backend.protocol.claims.bond_claim(worker_id, tx_hash)")  # fmt: skip
+
+
+class UnbondBody(BaseModel):
+    worker_id: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sig: str = Field(pattern=r"^[0-9a-f]{128}$", description="the worker key's signature over backend.protocol.claims.unbond_request(worker_id)")
+
+
+class DeployBody(BaseModel):
+    yaml: str = Field(min_length=1, max_length=20_000)

@@ -1,0 +1,19 @@
+"""The coordinator's HTTP routes, one module per concern: where to add a route is where its concern lives.
+
+- `openai`: the OpenAI-compatible /v1 surface
+- `receipts`: a receipt, its inclusion proof, the log, OneVerify; `epochs`: settlement epochs and payouts
+- `auth`: Sign-In with Ethereum and the signed-in account; `catalog`: models, quotes, packages
+- `purchases`: buying a package; `workers`: the worker pool and bonds; `weights`: browser workers' weights
+- `agents`: agents of the signed-in account; `dev`: the dev chain's wallet
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from backend.api.routes import agents, auth, catalog, dev, epochs, openai, purchases, receipts, weights, workers
+
+ROUTERS: tuple[APIRouter, ...] = (
+    openai.router, agents.router, receipts.router, epochs.router, auth.router, catalog.router, purchases.router,
+    weights.router, workers.router, dev.router,
+)  # fmt: skip

@@ -1,0 +1,90 @@
+"""Agents over HTTP: deploy a YAML file, list, run now, pause/resume, read runs. A bearer key (SIWE session or
+Dedicated package) owns its agents and pays for them. Every refusal is in the OpenAI error shape."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlmodel import select
+
+from backend.agents.runner import agent_id_of, runs_of
+from backend.agents.spec import AgentSpecError, next_run, parse_agent
+from backend.api.deps import PrincipalDep, RuntimeDep, signed_in
+from backend.api.errors import ApiError
+from backend.api.routing import ReplyRouter
+from backend.api.schemas.requests import DeployBody
+from backend.api.schemas.responses import AgentInfo, AgentList, AgentRuns, AgentRunStarted
+from backend.db import session
+from backend.db.models import AgentRecord
+
+router = ReplyRouter(prefix="/one/agents", tags=["agents"])
+
+
+async def owned_agent(name: str, principal: PrincipalDep) -> AgentRecord:
+    """The caller's agent of that name, else 404."""
+    with session() as db:
+        record = db.get(AgentRecord, agent_id_of(principal.account, name))
+    if record is None:
+        raise ApiError(404, f"No agent `{name}` for this account.", "agent_not_found", param="name")
+    return record
+
+
+AgentDep = Annotated[AgentRecord, Depends(owned_agent)]
+
+
+def _public(record: AgentRecord) -> dict[str, Any]:
+    runs = runs_of(record.id, 1)
+    return {"name": record.name, "status": record.status, "lane": record.lane, "package": record.package,
+            "next_run_at": record.next_run_at, "last_run": runs[0] if runs else None}  # fmt: skip
+
+
+@router.post("", response_model=AgentInfo)
+async def deploy(body: DeployBody, principal: PrincipalDep, rt: RuntimeDep) -> dict[str, Any]:
+    """Validate and store an agent; 400 lists every problem with its line and field (402: the account cannot pay,
+    403: it has its most agents)."""
+    try:
+        record, secret = await asyncio.to_thread(rt.agents.deploy, body.yaml, principal.account, principal.lane, principal.package)
+    except AgentSpecError as exc:
+        problems = [{"line": p.line, "field": p.field, "message": p.message} for p in exc.problems]
+        raise ApiError(400, str(exc), "invalid_agent", param=problems[0]["field"] or None, extra={"problems": problems}) from None
+    return {**_public(record), "webhook_secret": secret}
+
+
+@router.get("", response_model=AgentList)
+async def list_agents(principal: PrincipalDep) -> dict[str, Any]:
+    with session() as db:
+        records = db.exec(select(AgentRecord).where(AgentRecord.account == principal.account)).all()
+    return {"agents": [_public(r) for r in records]}
+
+
+@router.post("/{name}/run", response_model=AgentRunStarted)
+async def run_now(name: str, record: AgentDep, rt: RuntimeDep) -> dict[str, Any]:
+    """Start a run now: 409 if the agent is paused or already running, 429 over the account's runs at once."""
+    if record.status != "active":
+        raise ApiError(409, f"`{name}` is {record.status}; resume it first (POST /one/agents/{name}/resume).", "agent_paused")
+    return {"run": rt.agents.start(record.id, "manual")}
+
+
+@router.post("/{name}/{action}", response_model=AgentInfo)
+async def pause_or_resume(name: str, action: str, request: Request) -> dict[str, Any]:
+    """Pause or resume (resuming a scheduled agent sets its next run from now); an unknown action is a 404 first."""
+    if action not in ("pause", "resume"):
+        raise ApiError(404, f"Unknown action `{action}`.", "not_found", param="action")
+    record = await owned_agent(name, await signed_in(request))
+    with session() as db:
+        record.status = "paused" if action == "pause" else "active"
+        schedule = parse_agent(record.spec).trigger.schedule
+        if action == "resume" and schedule:
+            record.next_run_at = next_run(schedule, time.time())
+        db.add(record)
+        db.commit()
+        db.refresh(record)
+    return _public(record)
+
+
+@router.get("/{name}/runs", response_model=AgentRuns)
+async def runs(record: AgentDep) -> dict[str, Any]:
+    return {"runs": runs_of(record.id)}
