@@ -1,44 +1,62 @@
 // Agents page: your deployed agents (the key in this browser owns them), their runs and receipt trails.
-import { activeKey, api, errorText, fill, h, micro, on, signInPanel } from "./core.js";
+import { api, errorText, micro } from "./core.js";
+import { html, SignInPanel, useLoad, useSession } from "./ui.js";
 
-export function mountAgents(root) {
-  const view = h("div", { class: "one-page" });
-  root.replaceChildren(view);
+export function Agents() {
+  const { key } = useSession();
+  if (!key) return html`<div class="one-page"><h2>Agents</h2><${SignInPanel} title="Sign in to see your agents" /></div>`;
+  return html`<${AgentList} apiKey=${key} />`;
+}
 
-  async function showRuns(name, box) {
-    const { data } = await api(`/one/agents/${name}/runs`);
-    fill(box, data.runs.length ? data.runs.map((r) => h("div", { class: "one-card", dataset: { run: r.id } },
-      h("p", {}, h("b", {}, `run ${r.id}`), ` · ${r.trigger} · `, h("span", { class: r.status === "done" ? "" : "one-error", "data-testid": "run-status" }, r.status),
-        ` · ${r.steps} steps · spent ${micro(r.spent)} · tools ${r.tools.join(", ") || "—"}`, r.error ? ` · ${r.error}` : ""),
-      h("ol", { class: "one-mono" }, r.receipts.map((hash) => h("li", {}, h("a", { href: `/verify?hash=${hash}`, class: "one-link", "data-testid": "trail-receipt" }, hash))))))
-      : h("p", { class: "one-muted" }, "No runs yet."));
-  }
+/** The agents `apiKey` owns (a new key reads them again). */
+function AgentList({ apiKey }) {
+  const agents = useLoad(async () => (await api("/one/agents")).data.agents, [apiKey]);
+  if (agents.error) return html`<div class="one-page"><p class="one-error">${errorText(agents.error)}</p></div>`;
+  return html`
+    <div class="one-page">
+      <h2>Agents</h2>
+      <p class="one-muted">Deploy with \`one agent deploy agent.yaml\`; every step and tool call of a run is a receipt, each the parent of the next.</p>
+      ${agents.data && (agents.data.length
+        ? agents.data.map((a) => html`<${AgentCard} key=${a.name} agent=${a} onChanged=${agents.reload} />`)
+        : html`<p class="one-muted" id="no-agents">No agents yet.</p>`)}
+    </div>`;
+}
 
-  async function render() {
-    if (!activeKey()) {
-      fill(view, h("h2", {}, "Agents"), signInPanel(render, { title: "Sign in to see your agents" }));
-      return;
-    }
-    try {
-      const { data } = await api("/one/agents");
-      fill(view, h("h2", {}, "Agents"),
-        h("p", { class: "one-muted" }, "Deploy with `one agent deploy agent.yaml`; every step and tool call of a run is a receipt, each the parent of the next."),
-        data.agents.length ? data.agents.map((a) => {
-          const runs = h("div", { class: "one-page" });
-          const card = h("div", { class: "one-card", dataset: { agent: a.name } },
-            h("h3", {}, a.name), h("p", { class: "one-muted" }, `${a.status} · ${a.lane}${a.package ? " / " + a.package : ""} · next run ${a.next_run_at ? new Date(a.next_run_at * 1000).toLocaleString() : "manual"}`),
-            h("div", { class: "one-row" },
-              h("button", { class: "one-button", onclick: async () => { await api(`/one/agents/${a.name}/run`, { method: "POST" }); setTimeout(() => showRuns(a.name, runs), 1500); } }, "Run now"),
-              h("button", { class: "one-button one-secondary", onclick: async () => { await api(`/one/agents/${a.name}/${a.status === "paused" ? "resume" : "pause"}`, { method: "POST" }); render(); } }, a.status === "paused" ? "Resume" : "Pause")),
-            runs);
-          showRuns(a.name, runs).catch((err) => fill(runs, h("p", { class: "one-error" }, errorText(err))));
-          return card;
-        }) : h("p", { class: "one-muted", id: "no-agents" }, "No agents yet."));
-    } catch (err) {
-      fill(view, h("p", { class: "one-error" }, errorText(err)));
-    }
-  }
-  const off = on("session", render);
-  const timer = setInterval(() => { if (!root.isConnected) { clearInterval(timer); off(); } }, 5000);
-  render();
+function AgentCard({ agent: a, onChanged }) {
+  const runs = useLoad(async () => (await api(`/one/agents/${a.name}/runs`)).data.runs, [a.name]);
+  const paused = a.status === "paused";
+  const runNow = async () => {
+    await api(`/one/agents/${a.name}/run`, { method: "POST" });
+    setTimeout(runs.reload, 1500);
+  };
+  const pauseOrResume = async () => {
+    await api(`/one/agents/${a.name}/${paused ? "resume" : "pause"}`, { method: "POST" });
+    onChanged();
+  };
+  const nextRun = a.next_run_at ? new Date(a.next_run_at * 1000).toLocaleString() : "manual";
+  return html`
+    <div class="one-card" data-agent=${a.name}>
+      <h3>${a.name}</h3>
+      <p class="one-muted">${`${a.status} · ${a.lane}${a.package ? " / " + a.package : ""} · next run ${nextRun}`}</p>
+      <div class="one-row">
+        <button class="one-button" onClick=${runNow}>Run now</button>
+        <button class="one-button one-secondary" onClick=${pauseOrResume}>${paused ? "Resume" : "Pause"}</button>
+      </div>
+      <div class="one-page">
+        ${runs.error ? html`<p class="one-error">${errorText(runs.error)}</p>`
+          : runs.data && (runs.data.length ? runs.data.map((r) => html`<${AgentRun} key=${r.id} run=${r} />`) : html`<p class="one-muted">No runs yet.</p>`)}
+      </div>
+    </div>`;
+}
+
+/** One run: its outcome and its receipt trail, each hash a link to the verify page. */
+function AgentRun({ run: r }) {
+  const summary = ` · ${r.steps} steps · spent ${micro(r.spent)} · tools ${r.tools.join(", ") || "—"}${r.error ? ` · ${r.error}` : ""}`;
+  return html`
+    <div class="one-card" data-run=${r.id}>
+      <p><b>${`run ${r.id}`}</b>${` · ${r.trigger} · `}<span class=${r.status === "done" ? "" : "one-error"} data-testid="run-status">${r.status}</span>${summary}</p>
+      <ol class="one-mono">
+        ${r.receipts.map((hash) => html`<li key=${hash}><a href=${`/verify?hash=${hash}`} class="one-link" data-testid="trail-receipt">${hash}</a></li>`)}
+      </ol>
+    </div>`;
 }

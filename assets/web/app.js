@@ -1,37 +1,43 @@
-// Entry module (loaded once in the document head): mounts the browser-side views into the Reflex pages
-// as they appear. Reflex renders the page shell; what holds a person's data runs only here.
-import { mountChat } from "./chat.js";
-import { mountImages } from "./images.js";
-import { mountBalance, mountPackages } from "./account.js";
-import { mountWorker } from "./worker-page.js";
-import { mountAgents } from "./agents.js";
+// Entry module (loaded once in the document head): renders the browser-side views into the Reflex pages'
+// placeholders as they appear. Reflex renders the page shell; what holds a person's data runs only here.
+import { Chat } from "./chat.js";
+import { Images } from "./images.js";
+import { Balance, Packages } from "./account.js";
+import { WorkerPage } from "./worker-page.js";
+import { Agents } from "./agents.js";
+import { html, render, SignInPanel, ViewBoundary } from "./ui.js";
 import * as core from "./core.js";
 
-// Operator sign-in: after SIWE, press the page's Reflex "Open dashboard" button, which hands the key to the server once.
-const mountSignIn = (el) => el.replaceChildren(core.signInPanel(() => document.getElementById("operator-open")?.click()));
+/** Operator sign-in: after SIWE, press the page's Reflex "Open dashboard" button, which hands the key to the server once. */
+function OperatorSignIn() {
+  return html`<${SignInPanel} onSignedIn=${() => document.getElementById("operator-open")?.click()} />`;
+}
 
-const VIEWS = { chat: mountChat, images: mountImages, balance: mountBalance, packages: mountPackages, signin: mountSignIn, worker: mountWorker, agents: mountAgents };
+const VIEWS = { chat: Chat, images: Images, balance: Balance, packages: Packages, signin: OperatorSignIn, worker: WorkerPage, agents: Agents };
 
 // React attaches its fiber to a DOM node when it hydrates (or creates) it. Filling a placeholder before
 // that would make hydration fail and React would rebuild the page, so wait for it.
 const hydrated = (el) => Object.keys(el).some((k) => k.startsWith("__reactFiber$"));
+const mounted = new Set();
 let retry = null;
 
 function mountAll() {
+  for (const el of mounted) {
+    if (el.isConnected) continue;
+    render(null, el); // React left the page: unmounting stops the view's timers, sockets and workers
+    mounted.delete(el);
+  }
   for (const el of document.querySelectorAll("[data-one-view]:not([data-one-mounted])")) {
-    const mount = VIEWS[el.dataset.oneView];
-    if (!mount) continue;
+    const View = VIEWS[el.dataset.oneView];
+    if (!View) continue;
     if (!hydrated(el)) {
       clearTimeout(retry);
       retry = setTimeout(mountAll, 30);
       continue;
     }
     el.dataset.oneMounted = "1";
-    try {
-      mount(el);
-    } catch (err) {
-      el.textContent = `This view failed to start: ${err.message}`;
-    }
+    mounted.add(el);
+    render(html`<${ViewBoundary}><${View} /><//>`, el);
   }
   updateChip();
 }

@@ -1,7 +1,9 @@
 // Chat: conversations kept in this browser only; answers streamed from /v1/chat/completions.
+// Chat holds the state and talks to the API; the components below it only draw what they are given.
 import { marked } from "/vendor/marked.esm.js";
 import DOMPurify from "/vendor/purify.es.mjs";
-import { api, ApiError, activeKey, duration, emit, errorText, h, micro, on, rateText, readSSE, store, unitName } from "./core.js";
+import { api, ApiError, activeKey, dedicated, duration, errorText, micro, rateText, readSSE, store, unitName } from "./core.js";
+import { html, ReceiptBadge, useEffect, useEvent, useInterval, useMemo, useNow, useRef, useState } from "./ui.js";
 
 export const TIMERS = [["off", 0], ["10 s", 10], ["1 min", 60], ["5 min", 300], ["1 hour", 3600], ["1 day", 86400]];
 const MAX_TOKENS = 256;
@@ -16,8 +18,39 @@ function messageContent(text, image) {
   return image ? [{ type: "text", text }, { type: "image_url", image_url: { url: image } }] : text;
 }
 
+/** The conversation so far as OpenAI messages (failed and stopped answers left out), plus `extra`. */
+function requestMessages(conv, extra) {
+  const history = conv ? conv.messages.filter((m) => !m.error && !m.stopped && m.content !== undefined) : [];
+  const out = history.map((m) => ({ role: m.role, content: messageContent(m.content, m.image) }));
+  if (extra) out.push(extra);
+  return out;
+}
+
+/** POSTs a streaming chat completion: onHeaders(headers) once, onDelta(text) per piece of the answer;
+ * resolves to the receipt from the last chunk. An error reply or error event throws an ApiError. */
+async function streamCompletion(body, signal, { onHeaders, onDelta }) {
+  const response = await api("/v1/chat/completions", { method: "POST", body, signal, raw: true });
+  if (!response.ok) {
+    let data = null;
+    try { data = await response.json(); } catch { /* not JSON */ }
+    throw new ApiError(response.status, data);
+  }
+  onHeaders(response.headers);
+  let receipt = null;
+  await readSSE(response, (chunk) => {
+    if (chunk.error) throw new ApiError(502, chunk);
+    for (const choice of chunk.choices || []) onDelta((choice.delta && choice.delta.content) || "");
+    if (chunk.receipt) receipt = chunk.receipt;
+  });
+  return receipt;
+}
+
 function markdown(text) {
   return DOMPurify.sanitize(marked.parse(text || "", { gfm: true, breaks: true }));
+}
+
+function modelInfo(m) {
+  return `${rateText(m)} · ${m.context_length} tokens context · ${m.available ? `online (${m.free_slots} free)` : "offline"}${m.tasks.includes("vision") ? " · sees images" : ""}`;
 }
 
 /** Where conversations live: localStorage, or (flash mode) this tab's memory only. */
@@ -59,319 +92,343 @@ class Conversations {
   }
 }
 
-export function mountChat(root) {
-  const convs = new Conversations();
-  let catalog = [];
-  let currentId = null;
-  let attachment = null; // data URL
-  let controller = null; // AbortController of the streaming answer
-  let quoteTimer = null;
+/** The conversations as view state: every change is written to their store first, then read back. */
+function useConversations() {
+  const convs = useMemo(() => new Conversations(), []);
+  const [list, setList] = useState(() => (convs.purgeExpired(), convs.all()));
+  const reread = () => setList([...convs.all()]);
+  return {
+    list,
+    flash: convs.flash,
+    reread,
+    create(model) {
+      const conv = { id: uid(), title: "New chat", model, timer_s: 0, messages: [], updated: Date.now() };
+      convs.save([conv, ...convs.all()]);
+      reread();
+      return conv;
+    },
+    update(id, fn) {
+      convs.update(id, fn);
+      reread();
+    },
+    remove(id) {
+      convs.save(convs.all().filter((c) => c.id !== id));
+      reread();
+    },
+    setFlash(flash) {
+      convs.flash = flash;
+      convs.memory = [];
+      reread();
+    },
+    purgeExpired() {
+      if (convs.purgeExpired()) reread();
+    },
+  };
+}
 
-  // ---- layout ----
-  const list = h("ul", { class: "one-conv-list", id: "conversation-list" });
-  const flashToggle = h("input", { type: "checkbox", id: "flash-toggle" });
-  const modelSelect = h("select", { id: "model-select", class: "one-select" });
-  const modelInfo = h("span", { class: "one-muted", id: "model-info" });
-  const convTimer = h("select", { id: "conversation-timer", class: "one-select", title: "Delete every new message of this conversation after…" },
-    TIMERS.map(([label, s]) => h("option", { value: String(s) }, label)));
-  const messages = h("div", { class: "one-messages", id: "messages" });
-  const banner = h("div", { class: "one-flash-banner", id: "flash-banner", hidden: true },
-    "Flash mode: this conversation lives in this tab's memory only. Close the tab and it is gone; nothing is written anywhere.");
-  const upsell = h("div", { class: "one-card one-upsell", id: "upsell", hidden: true });
-  const draft = h("textarea", { id: "chat-input", class: "one-textarea", rows: 3, placeholder: "Message…  (Enter sends, Shift+Enter for a new line)" });
-  const fileInput = h("input", { type: "file", accept: "image/*", id: "attach-input", hidden: true });
-  const attachButton = h("button", { type: "button", class: "one-button one-secondary", id: "attach-button", title: "Attach an image", onclick: () => fileInput.click() }, "Attach image");
-  const attachPreview = h("div", { class: "one-attachment", id: "attachment", hidden: true });
-  const msgTimer = h("select", { id: "message-timer", class: "one-select", title: "Delete this message after…" },
-    h("option", { value: "" }, "timer: conversation"), TIMERS.map(([label, s]) => h("option", { value: String(s) }, `timer: ${label}`)));
-  const cost = h("span", { class: "one-muted", id: "cost" });
-  const balance = h("span", { class: "one-muted", id: "chat-balance" });
-  const send = h("button", { type: "submit", class: "one-button", id: "send-button" }, "Send");
-  const stop = h("button", { type: "button", class: "one-button one-danger", id: "stop-button", hidden: true, onclick: () => controller && controller.abort() }, "Stop");
+export function Chat() {
+  const convs = useConversations();
+  const [currentId, setCurrentId] = useState(null);
+  const [catalog, setCatalog] = useState({ models: [], error: null });
+  const [picked, setPicked] = useState(""); // the model chosen while no conversation is open
+  const [draft, setDraft] = useState("");
+  const [attachment, setAttachment] = useState(null); // { url: data URL, name }
+  const [messageTimer, setMessageTimer] = useState("");
+  const [note, setNote] = useState(""); // the cost line: the next request's quote, or why a send was refused
+  const [balance, setBalance] = useState("");
+  const [offer, setOffer] = useState(null); // the Dedicated offer of a 402
+  const [live, setLive] = useState(null); // { id, content } of the answer being streamed
+  const controller = useRef(null); // AbortController of the streaming answer
+  const draftField = useRef(null);
 
-  root.replaceChildren(
-    h("div", { class: "one-chat" },
-      h("aside", { class: "one-sidebar" },
-        h("button", { class: "one-button", id: "new-chat", onclick: () => newConversation() }, "+ New chat"),
-        h("label", { class: "one-flash" }, flashToggle, " Flash mode"),
-        list),
-      h("section", { class: "one-main" },
-        h("div", { class: "one-toolbar" }, modelSelect, modelInfo, h("span", { class: "one-spacer" }), h("label", { class: "one-muted" }, "Auto-delete ", convTimer)),
-        banner, messages, upsell,
-        h("form", { class: "one-composer", id: "composer", onsubmit: (e) => { e.preventDefault(); sendMessage(); } },
-          attachPreview, draft,
-          h("div", { class: "one-row" }, attachButton, fileInput, msgTimer, cost, h("span", { class: "one-spacer" }), balance, stop, send)))));
+  const conv = convs.list.find((c) => c.id === currentId) || convs.list[0] || null;
+  const models = catalog.models;
+  const model = (conv && conv.model) || picked || (models[0] || {}).id || "";
 
-  // ---- conversations ----
-  function current() {
-    return convs.all().find((c) => c.id === currentId) || null;
-  }
-
-  function newConversation() {
-    const list = convs.all();
-    const model = modelSelect.value || (catalog.find((m) => m.tasks.includes("chat")) || {}).id || "tiny-chat";
-    const conv = { id: uid(), title: "New chat", model, timer_s: 0, messages: [], updated: Date.now() };
-    convs.save([conv, ...list]);
-    currentId = conv.id;
-    render();
-    draft.focus();
-  }
-
-  function renderList() {
-    list.replaceChildren(...convs.all().sort((a, b) => b.updated - a.updated).map((c) =>
-      h("li", { class: c.id === currentId ? "active" : "", dataset: { id: c.id } },
-        h("button", { class: "one-conv", onclick: () => { currentId = c.id; render(); } }, c.title || "New chat"),
-        h("button", { class: "one-icon", title: "Delete conversation", onclick: () => { convs.save(convs.all().filter((x) => x.id !== c.id)); if (currentId === c.id) currentId = null; render(); } }, "×"))));
-  }
-
-  function messageView(m) {
-    const body = h("div", { class: "one-body" });
-    if (m.role === "assistant") body.innerHTML = markdown(m.content);
-    else body.textContent = m.content;
-    const meta = h("div", { class: "one-meta" });
-    if (m.image) body.prepend(h("img", { src: m.image, class: "one-thumb", alt: "attached image" }));
-    if (m.expires_at) meta.append(h("span", { class: "one-timer", dataset: { expires: String(m.expires_at) } }, "⏱ " + duration((m.expires_at - Date.now()) / 1000)));
-    if (m.receipt) meta.append(h("a", { class: "one-badge", href: `/verify?hash=${m.receipt}`, title: "Signed receipt: open to verify", "data-testid": "receipt-badge" }, `✓ receipt ${m.receipt.slice(0, 10)}`));
-    if (m.charge) meta.append(h("span", { class: "one-muted" }, `${micro(m.charge.amount)} ${unitName(m.charge.unit)}`));
-    if (m.stopped) meta.append(h("span", { class: "one-muted" }, "stopped — not charged"));
-    if (m.error) meta.append(h("span", { class: "one-error" }, m.error));
-    return h("div", { class: `one-msg one-${m.role}`, dataset: { id: m.id } }, body, meta);
-  }
-
-  function render() {
-    let conv = current();
-    if (!conv) {
-      const all = convs.all();
-      conv = all[0] || null;
-      currentId = conv ? conv.id : null;
-    }
-    renderList();
-    banner.hidden = !convs.flash;
-    if (conv) {
-      if (catalog.length && conv.model !== modelSelect.value) modelSelect.value = conv.model;
-      convTimer.value = String(conv.timer_s || 0);
-    }
-    messages.replaceChildren(...(conv ? conv.messages.map(messageView) : [h("p", { class: "one-empty" }, "Ask anything. Every answer comes with a signed receipt you can verify.")]));
-    messages.scrollTop = messages.scrollHeight;
-    showModelInfo();
-    scheduleQuote();
-  }
-
-  // ---- models, cost, balance ----
   async function loadCatalog() {
     try {
       const { data } = await api("/one/catalog", { key: null });
-      catalog = data.models.filter((m) => m.tasks.includes("chat"));
-      const chosen = modelSelect.value || (current() && current().model);
-      modelSelect.replaceChildren(...catalog.map((m) => h("option", { value: m.id }, `${m.available ? "●" : "○"} ${m.id}`)));
-      if (chosen && catalog.some((m) => m.id === chosen)) modelSelect.value = chosen;
-      showModelInfo();
+      setCatalog({ models: data.models.filter((m) => m.tasks.includes("chat")), error: null });
     } catch (err) {
-      modelInfo.textContent = `catalog unavailable: ${errorText(err)}`;
+      setCatalog((c) => ({ ...c, error: err }));
     }
   }
 
-  function showModelInfo() {
-    const m = catalog.find((x) => x.id === modelSelect.value);
-    if (!m) return;
-    modelInfo.textContent = `${rateText(m)} · ${m.context_length} tokens context · ${m.available ? `online (${m.free_slots} free)` : "offline"}${m.tasks.includes("vision") ? " · sees images" : ""}`;
+  async function refreshBalance() {
+    if (!activeKey()) return setBalance("not signed in: free dev access");
+    try {
+      const { data } = await api("/one/account");
+      setBalance(`balance ${micro(data.balance)} ${unitName(data.unit)}`);
+    } catch {
+      setBalance("");
+    }
   }
 
-  function requestMessages(conv, extra) {
-    const history = conv ? conv.messages.filter((m) => !m.error && !m.stopped && m.content !== undefined) : [];
-    const out = history.map((m) => ({ role: m.role, content: messageContent(m.content, m.image) }));
-    if (extra) out.push(extra);
-    return out;
-  }
+  useEffect(() => {
+    loadCatalog();
+    refreshBalance();
+  }, []);
+  useInterval(loadCatalog, 5000);
+  useEvent("session", refreshBalance);
+  // Timers delete expired messages everywhere (this tab, other tabs via the storage event) without a reload.
+  useInterval(() => {
+    if (!controller.current) convs.purgeExpired();
+  }, 1000);
+  useEvent("conversations", () => {
+    if (!convs.flash && !controller.current) convs.reread();
+  });
 
-  function scheduleQuote() {
-    clearTimeout(quoteTimer);
-    quoteTimer = setTimeout(async () => {
-      const model = modelSelect.value;
-      if (!model) return;
+  // The next request's price, quoted once typing pauses.
+  useEffect(() => {
+    if (!model) return;
+    let current = true;
+    const timer = setTimeout(async () => {
       try {
-        const body = { model, max_tokens: MAX_TOKENS, messages: requestMessages(current(), { role: "user", content: draft.value || " " }) };
+        const body = { model, max_tokens: MAX_TOKENS, messages: requestMessages(conv, { role: "user", content: draft || " " }) };
         const { data } = await api("/one/quote", { method: "POST", body: { model, task: attachment ? "vision" : "chat", body } });
-        const d = activeKey() && store.get("dedicated");
-        cost.textContent = `next request: at most ${micro(data.max_amount)} ${d && d.in_use ? "USDC" : "credits"}`;
-      } catch (err) {
-        cost.textContent = "";
+        const d = activeKey() && dedicated();
+        if (current) setNote(`next request: at most ${micro(data.max_amount)} ${d && d.in_use ? "USDC" : "credits"}`);
+      } catch {
+        if (current) setNote("");
       }
     }, 250);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+  }, [model, draft, attachment, conv && conv.id, conv && conv.updated]);
+
+  function newConversation() {
+    const created = convs.create(model || "tiny-chat");
+    setCurrentId(created.id);
+    if (draftField.current) draftField.current.focus();
+    return created;
   }
 
-  function showBalance(headers) {
-    const left = headers.get("x-one-balance");
-    if (left === null) return;
-    balance.textContent = `balance ${micro(left)} ${unitName(headers.get("x-one-balance-unit"))}`;
+  function chooseModel(id) {
+    setPicked(id);
+    if (conv) convs.update(conv.id, (c) => (c.model = id));
   }
 
-  function showUpsell(err) {
-    const offer = err.body.offer || {};
-    upsell.hidden = false;
-    upsell.replaceChildren(h("h3", {}, "You've used this epoch's included credits"),
-      h("p", {}, offer.refresh_in ? `They refresh in ${duration(offer.refresh_in)}. ` : "", "Or keep going now with a Dedicated package, paid in USDC."),
-      h("a", { href: "/packages", class: "one-button", id: "upsell-packages" }, "See packages"));
+  function setConversationTimer(seconds) {
+    const target = conv || newConversation();
+    convs.update(target.id, (c) => (c.timer_s = seconds));
   }
 
-  // ---- sending ----
-  async function sendMessage() {
-    const text = draft.value.trim();
-    if ((!text && !attachment) || controller) return;
-    if (!current()) newConversation();
-    const conv = current();
-    const model = modelSelect.value;
-    const info = catalog.find((m) => m.id === model);
-    if (attachment && info && !info.tasks.includes("vision")) {
-      cost.textContent = `${model} cannot see images: pick a model marked "sees images".`;
-      return;
-    }
-    const timer = msgTimer.value === "" ? conv.timer_s || 0 : Number(msgTimer.value);
+  function toggleFlash(flash) {
+    convs.setFlash(flash);
+    setCurrentId(null);
+    if (flash) newConversation();
+  }
+
+  function deleteConversation(id) {
+    convs.remove(id);
+    if (conv && conv.id === id) setCurrentId(null);
+  }
+
+  function attach(file) {
+    if (file.size > MAX_IMAGE_BYTES) return setNote("That image is over 4 MB; pick a smaller one.");
+    const reader = new FileReader();
+    reader.onload = () => {
+      setAttachment({ url: reader.result, name: file.name });
+      const vision = models.find((m) => m.tasks.includes("vision"));
+      const chosen = models.find((m) => m.id === model);
+      if (vision && chosen && !chosen.tasks.includes("vision")) chooseModel(vision.id);
+    };
+    reader.readAsDataURL(file);
+  }
+
+  async function send() {
+    const text = draft.trim();
+    if ((!text && !attachment) || controller.current) return;
+    const info = models.find((m) => m.id === model);
+    if (attachment && info && !info.tasks.includes("vision")) return setNote(`${model} cannot see images: pick a model marked "sees images".`);
+    const target = conv || newConversation();
+    const image = attachment ? attachment.url : null;
+    const timer = messageTimer === "" ? target.timer_s || 0 : Number(messageTimer);
     const expires_at = timer ? Date.now() + timer * 1000 : null;
-    const user = { id: uid(), role: "user", content: text, image: attachment, expires_at };
+    const user = { id: uid(), role: "user", content: text, image, expires_at };
     const answer = { id: uid(), role: "assistant", content: "", expires_at };
-    const body = { model, stream: true, max_tokens: MAX_TOKENS, messages: requestMessages(conv, { role: "user", content: messageContent(text, user.image) }) };
-    convs.update(conv.id, (c) => {
+    const body = { model, stream: true, max_tokens: MAX_TOKENS, messages: requestMessages(target, { role: "user", content: messageContent(text, image) }) };
+    convs.update(target.id, (c) => {
       c.model = model;
       if (!c.messages.length) c.title = (text || "Image").slice(0, 40);
       c.messages.push(user, answer);
     });
-    draft.value = "";
-    clearAttachment();
-    upsell.hidden = true;
-    render();
-    const bubble = messages.querySelector(`[data-id="${answer.id}"] .one-body`);
-    controller = new AbortController();
-    send.hidden = true;
-    stop.hidden = false;
+    setCurrentId(target.id);
+    setDraft("");
+    setAttachment(null);
+    setOffer(null);
+    controller.current = new AbortController();
+    setLive({ id: answer.id, content: "" });
     let content = "";
-    let painted = false;
+    let frame = 0; // repaint at most once per animation frame, however fast the deltas come
     const paint = () => {
-      painted = false;
-      bubble.innerHTML = markdown(content);
-      messages.scrollTop = messages.scrollHeight;
+      frame = 0;
+      setLive({ id: answer.id, content });
     };
-    const finish = (fields) => convs.update(conv.id, (c) => Object.assign(c.messages.find((m) => m.id === answer.id) || {}, fields));
+    const finish = (fields) => convs.update(target.id, (c) => Object.assign(c.messages.find((m) => m.id === answer.id) || {}, fields));
     try {
-      const response = await api("/v1/chat/completions", { method: "POST", body, signal: controller.signal, raw: true });
-      if (!response.ok) {
-        let data = null;
-        try { data = await response.json(); } catch { /* not JSON */ }
-        throw new ApiError(response.status, data);
-      }
-      showBalance(response.headers);
-      let receipt = null;
-      await readSSE(response, (chunk) => {
-        if (chunk.error) throw new ApiError(502, chunk);
-        for (const choice of chunk.choices || []) content += (choice.delta && choice.delta.content) || "";
-        if (chunk.receipt) receipt = chunk.receipt;
-        if (!painted) {
-          painted = true;
-          requestAnimationFrame(paint);
-        }
+      const receipt = await streamCompletion(body, controller.current.signal, {
+        onHeaders(headers) {
+          const left = headers.get("x-one-balance");
+          if (left !== null) setBalance(`balance ${micro(left)} ${unitName(headers.get("x-one-balance-unit"))}`);
+        },
+        onDelta(text) {
+          content += text;
+          if (!frame) frame = requestAnimationFrame(paint);
+        },
       });
       finish({ content, receipt: receipt && receipt.hash, charge: receipt && receipt.charge });
     } catch (err) {
       if (err.name === "AbortError") finish({ content, stopped: true });
       else {
         finish({ content, error: errorText(err) });
-        if (err instanceof ApiError && err.status === 402) showUpsell(err);
+        if (err instanceof ApiError && err.status === 402) setOffer(err.body.offer || {});
       }
     } finally {
-      controller = null;
-      send.hidden = false;
-      stop.hidden = true;
-      render();
-      refreshAccountBalance();
+      cancelAnimationFrame(frame);
+      controller.current = null;
+      setLive(null);
+      refreshBalance();
     }
   }
 
-  async function refreshAccountBalance() {
-    if (!activeKey()) {
-      balance.textContent = "not signed in: free dev access";
-      return;
-    }
-    try {
-      const { data } = await api("/one/account");
-      balance.textContent = `balance ${micro(data.balance)} ${unitName(data.unit)}`;
-    } catch {
-      balance.textContent = "";
-    }
-  }
+  return html`
+    <div class="one-chat">
+      <aside class="one-sidebar">
+        <button class="one-button" id="new-chat" onClick=${() => newConversation()}>+ New chat</button>
+        <label class="one-flash"><input type="checkbox" id="flash-toggle" checked=${convs.flash} onChange=${(e) => toggleFlash(e.target.checked)} /> Flash mode</label>
+        <${ConversationList} conversations=${convs.list} currentId=${conv && conv.id} onOpen=${setCurrentId} onDelete=${deleteConversation} />
+      </aside>
+      <section class="one-main">
+        <div class="one-toolbar">
+          <${ModelPicker} models=${models} value=${model} error=${catalog.error} onChange=${chooseModel} />
+          <span class="one-spacer" />
+          <label class="one-muted">Auto-delete <${TimerSelect} id="conversation-timer" title="Delete every new message of this conversation after…"
+            value=${String((conv && conv.timer_s) || 0)} onChange=${(v) => setConversationTimer(Number(v))} /></label>
+        </div>
+        <div class="one-flash-banner" id="flash-banner" hidden=${!convs.flash}>
+          Flash mode: this conversation lives in this tab's memory only. Close the tab and it is gone; nothing is written anywhere.
+        </div>
+        <${MessageList} conversation=${conv} live=${live} />
+        <${Upsell} offer=${offer} />
+        <${Composer} draft=${draft} onDraft=${setDraft} onSend=${send} draftField=${draftField}
+          attachment=${attachment} onAttach=${attach} onDetach=${() => setAttachment(null)}
+          messageTimer=${messageTimer} onMessageTimer=${setMessageTimer} note=${note} balance=${balance}
+          streaming=${!!live} onStop=${() => controller.current && controller.current.abort()} />
+      </section>
+    </div>`;
+}
 
-  // ---- attachments ----
-  function clearAttachment() {
-    attachment = null;
-    fileInput.value = "";
-    attachPreview.hidden = true;
-    attachPreview.replaceChildren();
-  }
-  fileInput.addEventListener("change", () => {
-    const file = fileInput.files[0];
-    if (!file) return;
-    if (file.size > MAX_IMAGE_BYTES) {
-      cost.textContent = "That image is over 4 MB; pick a smaller one.";
-      return;
-    }
-    const reader = new FileReader();
-    reader.onload = () => {
-      attachment = reader.result;
-      attachPreview.hidden = false;
-      attachPreview.replaceChildren(h("img", { src: attachment, class: "one-thumb", alt: file.name }), h("button", { type: "button", class: "one-icon", onclick: clearAttachment, title: "Remove" }, "×"));
-      const vision = catalog.find((m) => m.tasks.includes("vision"));
-      const chosen = catalog.find((m) => m.id === modelSelect.value);
-      if (vision && chosen && !chosen.tasks.includes("vision")) {
-        modelSelect.value = vision.id;
-        modelSelect.dispatchEvent(new Event("change"));
-      }
-      scheduleQuote();
-    };
-    reader.readAsDataURL(file);
-  });
+function ConversationList({ conversations, currentId, onOpen, onDelete }) {
+  const newestFirst = [...conversations].sort((a, b) => b.updated - a.updated);
+  return html`
+    <ul class="one-conv-list" id="conversation-list">
+      ${newestFirst.map((c) => html`
+        <li key=${c.id} class=${c.id === currentId ? "active" : ""} data-id=${c.id}>
+          <button class="one-conv" onClick=${() => onOpen(c.id)}>${c.title || "New chat"}</button>
+          <button class="one-icon" title="Delete conversation" onClick=${() => onDelete(c.id)}>×</button>
+        </li>`)}
+    </ul>`;
+}
 
-  // ---- events ----
-  draft.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey) {
-      e.preventDefault();
-      sendMessage();
-    }
-  });
-  draft.addEventListener("input", scheduleQuote);
-  modelSelect.addEventListener("change", () => {
-    if (current()) convs.update(currentId, (c) => (c.model = modelSelect.value));
-    showModelInfo();
-    scheduleQuote();
-  });
-  convTimer.addEventListener("change", () => {
-    if (!current()) newConversation();
-    convs.update(currentId, (c) => (c.timer_s = Number(convTimer.value)));
-  });
-  flashToggle.addEventListener("change", () => {
-    convs.flash = flashToggle.checked;
-    convs.memory = [];
-    currentId = null;
-    if (convs.flash) newConversation();
-    else render();
-  });
+function ModelPicker({ models, value, error, onChange }) {
+  const chosen = models.find((m) => m.id === value);
+  return html`
+    <select id="model-select" class="one-select" value=${value} onChange=${(e) => onChange(e.target.value)}>
+      ${models.map((m) => html`<option key=${m.id} value=${m.id}>${`${m.available ? "●" : "○"} ${m.id}`}</option>`)}
+    </select>
+    <span class="one-muted" id="model-info">${error ? `catalog unavailable: ${errorText(error)}` : chosen ? modelInfo(chosen) : ""}</span>`;
+}
 
-  // Timers: delete expired messages everywhere (this tab, other tabs via the storage event) without a reload.
-  const ticker = setInterval(() => {
-    if (!root.isConnected) return cleanup();
-    if (!controller && convs.purgeExpired()) render();
-    for (const el of messages.querySelectorAll(".one-timer")) el.textContent = "⏱ " + duration((Number(el.dataset.expires) - Date.now()) / 1000);
-  }, 1000);
-  const catalogPoll = setInterval(loadCatalog, 5000);
-  const offStorage = on("conversations", () => { if (!convs.flash && !controller) render(); });
-  const offSession = on("session", refreshAccountBalance);
-  function cleanup() {
-    clearInterval(ticker);
-    clearInterval(catalogPoll);
-    offStorage();
-    offSession();
-  }
+/** A self-delete interval picker; `prefix` labels each option, `inherit` adds a first option "use the conversation's". */
+function TimerSelect({ id, title, value, onChange, prefix = "", inherit = null }) {
+  return html`
+    <select id=${id} class="one-select" title=${title} value=${value} onChange=${(e) => onChange(e.target.value)}>
+      ${inherit && html`<option value="">${inherit}</option>`}
+      ${TIMERS.map(([label, seconds]) => html`<option key=${seconds} value=${String(seconds)}>${prefix + label}</option>`)}
+    </select>`;
+}
 
-  convs.purgeExpired();
-  render();
-  loadCatalog().then(render);
-  refreshAccountBalance();
+function MessageList({ conversation, live }) {
+  const box = useRef(null);
+  const messages = conversation ? conversation.messages : null;
+  useEffect(() => {
+    box.current.scrollTop = box.current.scrollHeight;
+  }, [conversation && conversation.id, messages && messages.length, live && live.content]);
+  return html`
+    <div class="one-messages" id="messages" ref=${box}>
+      ${messages
+        ? messages.map((m) => html`<${Message} key=${m.id} message=${m} content=${live && live.id === m.id ? live.content : m.content} />`)
+        : html`<p class="one-empty">Ask anything. Every answer comes with a signed receipt you can verify.</p>`}
+    </div>`;
+}
+
+/** One message: an answer is markdown (sanitised), a question is plain text with its image. */
+function Message({ message: m, content }) {
+  const answer = useMemo(() => (m.role === "assistant" ? { __html: markdown(content) } : null), [m.role, content]);
+  return html`
+    <div class=${`one-msg one-${m.role}`} data-id=${m.id}>
+      ${answer
+        ? html`<div class="one-body" dangerouslySetInnerHTML=${answer} />`
+        : html`<div class="one-body">${m.image && html`<img src=${m.image} class="one-thumb" alt="attached image" />`}${content}</div>`}
+      <div class="one-meta">
+        ${m.expires_at && html`<${Countdown} until=${m.expires_at} />`}
+        ${m.receipt && html`<${ReceiptBadge} hash=${m.receipt}>${`✓ receipt ${m.receipt.slice(0, 10)}`}<//>`}
+        ${m.charge && html`<span class="one-muted">${`${micro(m.charge.amount)} ${unitName(m.charge.unit)}`}</span>`}
+        ${m.stopped && html`<span class="one-muted">stopped — not charged</span>`}
+        ${m.error && html`<span class="one-error">${m.error}</span>`}
+      </div>
+    </div>`;
+}
+
+function Countdown({ until }) {
+  const now = useNow();
+  return html`<span class="one-timer" data-expires=${String(until)}>${"⏱ " + duration((until - now) / 1000)}</span>`;
+}
+
+function Upsell({ offer }) {
+  return html`
+    <div class="one-card one-upsell" id="upsell" hidden=${!offer}>
+      ${offer && html`
+        <h3>You've used this epoch's included credits</h3>
+        <p>${offer.refresh_in ? `They refresh in ${duration(offer.refresh_in)}. ` : ""}Or keep going now with a Dedicated package, paid in USDC.</p>
+        <a href="/packages" class="one-button" id="upsell-packages">See packages</a>`}
+    </div>`;
+}
+
+function Composer({ draft, onDraft, onSend, draftField, attachment, onAttach, onDetach, messageTimer, onMessageTimer, note, balance, streaming, onStop }) {
+  const fileInput = useRef(null);
+  const picked = (e) => {
+    const file = e.target.files[0];
+    e.target.value = ""; // so picking the same file again still counts
+    if (file) onAttach(file);
+  };
+  const submit = (e) => {
+    e.preventDefault();
+    onSend();
+  };
+  const enterSends = (e) => e.key === "Enter" && !e.shiftKey && submit(e);
+  return html`
+    <form class="one-composer" id="composer" onSubmit=${submit}>
+      <div class="one-attachment" id="attachment" hidden=${!attachment}>
+        ${attachment && html`
+          <img src=${attachment.url} class="one-thumb" alt=${attachment.name} />
+          <button type="button" class="one-icon" onClick=${onDetach} title="Remove">×</button>`}
+      </div>
+      <textarea id="chat-input" class="one-textarea" rows="3" placeholder="Message…  (Enter sends, Shift+Enter for a new line)"
+        ref=${draftField} value=${draft} onInput=${(e) => onDraft(e.target.value)} onKeyDown=${enterSends} />
+      <div class="one-row">
+        <button type="button" class="one-button one-secondary" id="attach-button" title="Attach an image" onClick=${() => fileInput.current.click()}>Attach image</button>
+        <input type="file" accept="image/*" id="attach-input" hidden ref=${fileInput} onChange=${picked} />
+        <${TimerSelect} id="message-timer" title="Delete this message after…" value=${messageTimer} onChange=${onMessageTimer}
+          prefix="timer: " inherit="timer: conversation" />
+        <span class="one-muted" id="cost">${note}</span>
+        <span class="one-spacer" />
+        <span class="one-muted" id="chat-balance">${balance}</span>
+        <button type="button" class="one-button one-danger" id="stop-button" hidden=${!streaming} onClick=${onStop}>Stop</button>
+        <button type="submit" class="one-button" id="send-button" hidden=${streaming}>Send</button>
+      </div>
+    </form>`;
 }

@@ -52,7 +52,7 @@ export function signOut() {
   emit("session");
 }
 
-// ---- a tiny event bus so every mounted view follows sign-in changes ----
+// ---- a tiny event bus so every mounted view follows sign-in changes (ui.js turns it into hooks) ----
 
 const listeners = new Map();
 export function on(name, fn) {
@@ -215,58 +215,6 @@ export function transferData(to, amount) {
   const addr = to.toLowerCase().replace(/^0x/, "").padStart(64, "0");
   const value = BigInt(amount).toString(16).padStart(64, "0");
   return "0xa9059cbb" + addr + value;
-}
-
-// ---- small DOM helpers shared by the views ----
-
-export function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
-    else if (k === "class") el.className = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
-    else if (k in el && typeof v !== "string") el[k] = v;
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-/** replaceChildren that skips null/false (conditional parts of a view). */
-export function fill(el, ...children) {
-  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
-}
-
-/** A wallet picker + sign-in button; calls done(session) after a successful sign-in. */
-export function signInPanel(done, { title = "Sign in with Ethereum" } = {}) {
-  const status = h("p", { class: "one-muted", "data-testid": "sign-in-status" });
-  const buttons = h("div", { class: "one-row" });
-  const panel = h("div", { class: "one-card", id: "sign-in-panel" }, h("h3", {}, title),
-    h("p", { class: "one-muted" }, "Your wallet signs a one-time message; no transaction, no gas."), buttons, status);
-  walletChoices().then((choices) => {
-    if (!choices.length) status.textContent = "No wallet found: install a browser wallet (EIP-1193) to sign in.";
-    for (const choice of choices) {
-      buttons.append(h("button", {
-        class: "one-button" + (choice.dev ? " one-secondary" : ""),
-        "data-testid": choice.dev ? "dev-wallet" : "browser-wallet",
-        onclick: async () => {
-          status.textContent = "Waiting for your wallet's signature…";
-          try {
-            const s = await signIn(choice.provider());
-            status.textContent = `Signed in as ${s.account}`;
-            done && done(s);
-          } catch (err) {
-            status.textContent = `Sign-in failed: ${err.message}`;
-          }
-        },
-      }, choice.label));
-    }
-  }).catch((err) => (status.textContent = `Cannot reach the coordinator: ${err.message}`));
-  return panel;
 }
 
 export function errorText(err) {

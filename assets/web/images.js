@@ -1,86 +1,112 @@
 // Images: one prompt, a grid of 4–16 candidates generated in parallel (one request per tile, so the
 // scheduler spreads them over every worker serving the model); open or download any of them.
-import { api, ApiError, errorText, h, micro, unitName } from "./core.js";
+import { api, errorText, micro, unitName } from "./core.js";
+import { html, ReceiptBadge, useEffect, useLoad, useRef, useState } from "./ui.js";
 
-export function mountImages(root) {
-  const prompt = h("textarea", { id: "image-prompt", class: "one-textarea", rows: 2, placeholder: "A lighthouse on a cliff at dusk, oil painting" });
-  const count = h("select", { id: "image-count", class: "one-select" }, [4, 6, 8, 12, 16].map((n) => h("option", { value: String(n) }, `${n} images`)));
-  const modelSelect = h("select", { id: "image-model", class: "one-select" });
-  const cost = h("span", { class: "one-muted", id: "image-cost" });
-  const go = h("button", { type: "submit", class: "one-button", id: "generate-button" }, "Generate");
-  const grid = h("div", { class: "one-grid", id: "image-grid" });
-  const status = h("p", { class: "one-muted", id: "image-status" });
-  const urls = [];
+const COUNTS = [4, 6, 8, 12, 16];
 
-  root.replaceChildren(h("div", { class: "one-page" },
-    h("form", { class: "one-card", onsubmit: (e) => { e.preventDefault(); generate(); } },
-      prompt, h("div", { class: "one-row" }, modelSelect, count, cost, h("span", { class: "one-spacer" }), go)),
-    status, grid));
+async function imageModels() {
+  const { data } = await api("/one/catalog", { key: null });
+  return data.models.filter((m) => m.tasks.includes("image"));
+}
 
-  async function loadModels() {
-    const { data } = await api("/one/catalog", { key: null });
-    const models = data.models.filter((m) => m.tasks.includes("image"));
-    modelSelect.replaceChildren(...models.map((m) => h("option", { value: m.id }, `${m.available ? "●" : "○"} ${m.id}`)));
-    quote();
-  }
+export function Images() {
+  const catalog = useLoad(imageModels, []);
+  const [picked, setPicked] = useState("");
+  const [count, setCount] = useState(String(COUNTS[0]));
+  const [prompt, setPrompt] = useState("");
+  const [cost, setCost] = useState("");
+  const [status, setStatus] = useState("");
+  const [tiles, setTiles] = useState([]); // { state: "loading" | "ready" | "failed", url, receipt, error }
+  const [busy, setBusy] = useState(false);
+  const urls = useRef([]); // object URLs of the shown images, freed when replaced or when the page goes
 
-  async function quote() {
-    if (!modelSelect.value) return;
-    try {
-      const { data } = await api("/one/quote", { method: "POST", body: { model: modelSelect.value, task: "image", body: { n: Number(count.value) } } });
-      cost.textContent = `at most ${micro(data.max_amount)} credits for ${count.value}`;
-    } catch {
-      cost.textContent = "";
-    }
-  }
+  const models = catalog.data || [];
+  const model = picked || (models[0] || {}).id || "";
 
-  function tile(i) {
-    return h("figure", { class: "one-tile one-loading", dataset: { index: String(i) } }, h("div", { class: "one-spinner" }), h("figcaption", { class: "one-muted" }, `#${i + 1} generating…`));
-  }
+  useEffect(() => () => urls.current.forEach((u) => URL.revokeObjectURL(u)), []);
+  useEffect(() => {
+    if (!model) return;
+    let current = true;
+    api("/one/quote", { method: "POST", body: { model, task: "image", body: { n: Number(count) } } })
+      .then(({ data }) => current && setCost(`at most ${micro(data.max_amount)} credits for ${count}`))
+      .catch(() => current && setCost(""));
+    return () => (current = false);
+  }, [model, count]);
 
-  async function one(i, text, model, tileEl) {
+  async function candidate(i, text) {
+    const show = (tile) => setTiles((all) => all.map((t, j) => (j === i ? tile : t)));
     try {
       const { data } = await api("/v1/images/generations", { method: "POST", body: { model, prompt: text, n: 1, response_format: "b64_json" } });
       const bytes = Uint8Array.from(atob(data.data[0].b64_json), (c) => c.charCodeAt(0));
       const url = URL.createObjectURL(new Blob([bytes], { type: "image/png" }));
-      urls.push(url);
-      tileEl.classList.remove("one-loading");
-      tileEl.replaceChildren(
-        h("img", { src: url, alt: `candidate ${i + 1}`, class: "one-image" }),
-        h("figcaption", { class: "one-row" },
-          h("a", { href: url, target: "_blank", rel: "noopener", class: "one-link", "data-testid": "open-image" }, "Open"),
-          h("a", { href: url, download: `one-image-${i + 1}.png`, class: "one-link", "data-testid": "download-image" }, "Download"),
-          h("span", { class: "one-spacer" }),
-          data.receipt ? h("a", { href: `/verify?hash=${data.receipt.hash}`, class: "one-badge", "data-testid": "receipt-badge" }, `✓ ${micro(data.receipt.charge.amount)} ${unitName(data.receipt.charge.unit)}`) : null));
+      urls.current.push(url);
+      show({ state: "ready", url, receipt: data.receipt });
       return true;
     } catch (err) {
-      tileEl.classList.remove("one-loading");
-      tileEl.classList.add("one-failed");
-      tileEl.replaceChildren(h("p", { class: "one-error" }, errorText(err)));
-      return err instanceof ApiError ? err : false;
+      show({ state: "failed", error: errorText(err) });
+      return false;
     }
   }
 
-  async function generate() {
-    const text = prompt.value.trim();
-    if (!text) {
-      status.textContent = "Describe the image first.";
-      return;
-    }
-    urls.splice(0).forEach((u) => URL.revokeObjectURL(u));
-    const n = Number(count.value);
-    const tiles = Array.from({ length: n }, (_, i) => tile(i));
-    grid.replaceChildren(...tiles);
-    go.disabled = true;
-    status.textContent = `Generating ${n} candidates in parallel…`;
+  async function generate(e) {
+    e.preventDefault();
+    const text = prompt.trim();
+    if (!text) return setStatus("Describe the image first.");
+    urls.current.splice(0).forEach((u) => URL.revokeObjectURL(u));
+    const n = Number(count);
+    setTiles(Array.from({ length: n }, () => ({ state: "loading" })));
+    setBusy(true);
+    setStatus(`Generating ${n} candidates in parallel…`);
     const started = performance.now();
-    const results = await Promise.all(tiles.map((t, i) => one(i, text, modelSelect.value, t)));
-    const ok = results.filter((r) => r === true).length;
-    status.textContent = `${ok} of ${n} ready in ${((performance.now() - started) / 1000).toFixed(1)} s.` + (ok < n ? " Failed tiles were not charged." : "");
-    go.disabled = false;
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => candidate(i, text)));
+    const ok = results.filter(Boolean).length;
+    setStatus(`${ok} of ${n} ready in ${((performance.now() - started) / 1000).toFixed(1)} s.` + (ok < n ? " Failed tiles were not charged." : ""));
+    setBusy(false);
   }
 
-  count.addEventListener("change", quote);
-  modelSelect.addEventListener("change", quote);
-  loadModels().catch((err) => (status.textContent = `catalog unavailable: ${errorText(err)}`));
+  return html`
+    <div class="one-page">
+      <form class="one-card" onSubmit=${generate}>
+        <textarea id="image-prompt" class="one-textarea" rows="2" placeholder="A lighthouse on a cliff at dusk, oil painting"
+          value=${prompt} onInput=${(e) => setPrompt(e.target.value)} />
+        <div class="one-row">
+          <select id="image-model" class="one-select" value=${model} onChange=${(e) => setPicked(e.target.value)}>
+            ${models.map((m) => html`<option key=${m.id} value=${m.id}>${`${m.available ? "●" : "○"} ${m.id}`}</option>`)}
+          </select>
+          <select id="image-count" class="one-select" value=${count} onChange=${(e) => setCount(e.target.value)}>
+            ${COUNTS.map((n) => html`<option key=${n} value=${String(n)}>${`${n} images`}</option>`)}
+          </select>
+          <span class="one-muted" id="image-cost">${cost}</span>
+          <span class="one-spacer" />
+          <button type="submit" class="one-button" id="generate-button" disabled=${busy}>Generate</button>
+        </div>
+      </form>
+      <p class="one-muted" id="image-status">${catalog.error ? `catalog unavailable: ${errorText(catalog.error)}` : status}</p>
+      <div class="one-grid" id="image-grid">${tiles.map((tile, i) => html`<${Tile} key=${i} index=${i} tile=${tile} />`)}</div>
+    </div>`;
+}
+
+function Tile({ index, tile }) {
+  if (tile.state === "loading") {
+    return html`
+      <figure class="one-tile one-loading" data-index=${index}>
+        <div class="one-spinner" />
+        <figcaption class="one-muted">${`#${index + 1} generating…`}</figcaption>
+      </figure>`;
+  }
+  if (tile.state === "failed") {
+    return html`<figure class="one-tile one-failed" data-index=${index}><p class="one-error">${tile.error}</p></figure>`;
+  }
+  const { url, receipt } = tile;
+  return html`
+    <figure class="one-tile" data-index=${index}>
+      <img src=${url} alt=${`candidate ${index + 1}`} class="one-image" />
+      <figcaption class="one-row">
+        <a href=${url} target="_blank" rel="noopener" class="one-link" data-testid="open-image">Open</a>
+        <a href=${url} download=${`one-image-${index + 1}.png`} class="one-link" data-testid="download-image">Download</a>
+        <span class="one-spacer" />
+        ${receipt && html`<${ReceiptBadge} hash=${receipt.hash}>${`✓ ${micro(receipt.charge.amount)} ${unitName(receipt.charge.unit)}`}<//>`}
+      </figcaption>
+    </figure>`;
 }
