@@ -212,13 +212,19 @@ class AgentRunner:
                 log.exception("agent scheduler tick failed")
             await asyncio.sleep(1.0)
 
-    def set_status(self, agent_id: str, status: str) -> None:
+    def set_status(self, agent_id: str, status: str) -> AgentRecord | None:
+        """Pause or resume; resuming a scheduled agent sets its next run from now (no burst of missed runs)."""
         with session() as db:
             record = db.get(AgentRecord, agent_id)
             if record is not None:
                 record.status = status
+                schedule = parse_agent(record.spec).trigger.schedule
+                if status == "active" and schedule:
+                    record.next_run_at = next_run(schedule, time.time())
                 db.add(record)
                 db.commit()
+                db.refresh(record)
+            return record
 
     def start(self, agent_id: str, trigger: str) -> str:
         """Start a run now: one at a time per agent (409), at most max_agent_runs_per_account per account (429).
@@ -329,6 +335,16 @@ def claim_due(now: float | None = None, min_interval_s: float = 0.0) -> list[str
                 claimed.append(agent_id)
         db.commit()
         return claimed
+
+
+def agent_of(account: str, name: str) -> AgentRecord | None:
+    with session() as db:
+        return db.get(AgentRecord, agent_id_of(account, name))
+
+
+def agents_of(account: str) -> list[AgentRecord]:
+    with session() as db:
+        return list(db.exec(select(AgentRecord).where(AgentRecord.account == account)).all())
 
 
 def runs_of(agent_id: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -74,16 +74,23 @@ def verify_receipt(stored: dict[str, Any], coordinator: str | None = None) -> Re
     return verdict
 
 
+def _seq(receipt: dict[str, Any]) -> int | None:
+    """A receipt's seq if it is a real integer (not a bool, a string or a float): anything else links to nothing."""
+    seq = receipt.get("seq")
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
 def verify_chain(receipts: Iterable[dict[str, Any]], coordinator: str | None = None) -> Report:
     """Every receipt on its own, then the links between consecutive ones (sorted by seq)."""
-    receipts = sorted(receipts, key=lambda r: r.get("seq", -1) if isinstance(r.get("seq"), int) else -1)
+    receipts = sorted(receipts, key=lambda r: -1 if _seq(r) is None else _seq(r))
     pinned = coordinator or (receipts[0].get("coordinator") if receipts else None)
     verdicts = []
     previous: dict[str, Any] | None = None
     for stored in receipts:
         verdict = verify_receipt(stored, pinned)
         if previous is not None:
-            linked = stored.get("seq") == previous.get("seq", -2) + 1 and stored.get("prev") == previous.get("hash")
+            seq, before = _seq(stored), _seq(previous)
+            linked = seq is not None and before is not None and seq == before + 1 and stored.get("prev") == previous.get("hash")
             verdict.checks["chain_link"] = linked
             if not linked:
                 verdict.problems.append(f"does not link to receipt seq {previous.get('seq')}")
@@ -113,7 +120,6 @@ def verify_with_output(receipts: list[dict[str, Any]], coordinator: str | None =
 def load_receipts(source: str) -> list[dict[str, Any]]:
     """Receipts from a file or URL: a JSON list, one receipt, `{"receipts": [...]}`, or JSON lines."""
     if source.startswith(("http://", "https://")):
-
         text = httpx.get(source, timeout=30).raise_for_status().text
     else:
         text = Path(source).read_text()
@@ -135,13 +141,12 @@ def parse_receipts(text: str) -> list[dict[str, Any]]:
     return [r.get("receipt", r) if "receipt" in r and isinstance(r["receipt"], dict) else r for r in data]
 
 
-TEXT_KINDS = ("chat", "completion", "vision")
 
 
 def output_matches(stored: dict[str, Any], output: str) -> bool | None:
     """Does this output hash to the receipt's output_digest? Text answers (single choice) and embedding
     vectors as JSON; None when the receipt's kind cannot be checked from pasted text (images)."""
-    if stored.get("kind") in TEXT_KINDS:
+    if stored.get("kind") in rc.TEXT_TASKS:
         return rc.chat_output_digest([{"index": 0, "content": output, "tool_calls": None}]) == stored.get("output_digest")
     if stored.get("kind") == "embedding":
         try:

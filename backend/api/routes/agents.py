@@ -4,20 +4,17 @@ Dedicated package) owns its agents and pays for them. Every refusal is in the Op
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlmodel import select
 
-from backend.agents.runner import agent_id_of, runs_of
-from backend.agents.spec import AgentSpecError, next_run, parse_agent
+from backend.agents.runner import agent_of, agents_of, runs_of
+from backend.agents.spec import AgentSpecError
 from backend.api.deps import PrincipalDep, RuntimeDep, signed_in
 from backend.api.errors import ApiError
 from backend.api.routing import ReplyRouter
 from backend.api.schemas.requests import DeployBody
 from backend.api.schemas.responses import AgentInfo, AgentList, AgentRuns, AgentRunStarted
-from backend.db import session
 from backend.db.models import AgentRecord
 
 router = ReplyRouter(prefix="/one/agents", tags=["agents"])
@@ -25,8 +22,7 @@ router = ReplyRouter(prefix="/one/agents", tags=["agents"])
 
 async def owned_agent(name: str, principal: PrincipalDep) -> AgentRecord:
     """The caller's agent of that name, else 404."""
-    with session() as db:
-        record = db.get(AgentRecord, agent_id_of(principal.account, name))
+    record = await asyncio.to_thread(agent_of, principal.account, name)
     if record is None:
         raise ApiError(404, f"No agent `{name}` for this account.", "agent_not_found", param="name")
     return record
@@ -55,9 +51,7 @@ async def deploy(body: DeployBody, principal: PrincipalDep, rt: RuntimeDep) -> d
 
 @router.get("", response_model=AgentList)
 async def list_agents(principal: PrincipalDep) -> dict[str, Any]:
-    with session() as db:
-        records = db.exec(select(AgentRecord).where(AgentRecord.account == principal.account)).all()
-    return {"agents": [_public(r) for r in records]}
+    return {"agents": [_public(r) for r in await asyncio.to_thread(agents_of, principal.account)]}
 
 
 @router.post("/{name}/run", response_model=AgentRunStarted)
@@ -69,19 +63,14 @@ async def run_now(name: str, record: AgentDep, rt: RuntimeDep) -> dict[str, Any]
 
 
 @router.post("/{name}/{action}", response_model=AgentInfo)
-async def pause_or_resume(name: str, action: str, request: Request) -> dict[str, Any]:
+async def pause_or_resume(name: str, action: str, request: Request, rt: RuntimeDep) -> dict[str, Any]:
     """Pause or resume (resuming a scheduled agent sets its next run from now); an unknown action is a 404 first."""
     if action not in ("pause", "resume"):
         raise ApiError(404, f"Unknown action `{action}`.", "not_found", param="action")
     record = await owned_agent(name, await signed_in(request))
-    with session() as db:
-        record.status = "paused" if action == "pause" else "active"
-        schedule = parse_agent(record.spec).trigger.schedule
-        if action == "resume" and schedule:
-            record.next_run_at = next_run(schedule, time.time())
-        db.add(record)
-        db.commit()
-        db.refresh(record)
+    record = await asyncio.to_thread(rt.agents.set_status, record.id, "paused" if action == "pause" else "active")
+    if record is None:  # deleted in between
+        raise ApiError(404, f"No agent `{name}` for this account.", "agent_not_found", param="name")
     return _public(record)
 
 
