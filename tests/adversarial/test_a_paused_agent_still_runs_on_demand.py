@@ -6,7 +6,7 @@ A paused agent does not run: `run` answers 409 in the OpenAI error shape and sta
 
 from __future__ import annotations
 
-from tests.agents.coordinator import AgentCoordinator, openai_error, spec
+from tests.backend.agents.coordinator import AgentCoordinator, openai_error, spec
 
 
 async def test_a_paused_agent_is_not_run(sqlite_db, monkeypatch):

@@ -16,8 +16,8 @@ from backend.access.auth import hash_key
 from backend.db import session
 from backend.db.models import ApiKey
 from tests.adversarial.conftest import Peer
-from tests.agents.coordinator import AgentCoordinator, openai_error, spec
-from tests.agents.net import PUBLIC, dns, recording_server  # noqa: F401  (dns: fixture)
+from tests.backend.agents.coordinator import AgentCoordinator, openai_error, spec
+from tests.backend.agents.net import PUBLIC, dns, recording_server  # noqa: F401  (dns: fixture)
 
 
 async def test_deploy_refuses_webhooks_at_non_public_addresses(sqlite_db, monkeypatch, dns):

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from backend.agents.cli import agent_app
 from backend.agents.spec import AgentSpecError, parse_agent
-from tests.agents.coordinator import AgentCoordinator, openai_error, spec
+from tests.backend.agents.coordinator import AgentCoordinator, openai_error, spec
 
 LAUGHS = "\n".join(
     ["agent: lol", "model: tiny-chat", "trigger: { manual: true }", "budget: { lane: included }", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']

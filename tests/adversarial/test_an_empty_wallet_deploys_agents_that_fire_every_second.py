@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from backend.db import session
 from backend.db.models import AgentRecord
 from tests.adversarial.conftest import Peer
-from tests.agents.coordinator import AgentCoordinator, openai_error, spec
+from tests.backend.agents.coordinator import AgentCoordinator, openai_error, spec
 
 
 async def test_an_account_that_cannot_pay_cannot_deploy(sqlite_db, monkeypatch):

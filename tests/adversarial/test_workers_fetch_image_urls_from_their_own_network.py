@@ -15,7 +15,7 @@ from PIL import Image
 
 from gpu_worker.engines import EngineError
 from gpu_worker.images import load_image
-from tests.agents.net import dns, recording_server  # noqa: F401  (dns: fixture)
+from tests.backend.agents.net import dns, recording_server  # noqa: F401  (dns: fixture)
 
 
 def png() -> bytes:

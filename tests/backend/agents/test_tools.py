@@ -11,7 +11,7 @@ import pytest
 
 from backend.agents.tools import REGISTRY, ToolError
 from backend.protocol.safe_fetch import AddressRefused, FetchError, fetch, fetch_limited, is_public, public_target
-from tests.agents.net import PUBLIC, dns, recording_server  # noqa: F401  (dns: fixture)
+from tests.backend.agents.net import PUBLIC, dns, recording_server  # noqa: F401  (dns: fixture)
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1/", "http://localhost/", "http://10.1.2.3/x", "http://192.168.0.1/", "http://169.254.169.254/latest",

@@ -19,7 +19,7 @@ from backend.serving.inference import Caller, Finished, InferenceError, Inferenc
 from backend.money.lanes import Lanes, quote
 from backend.trust.receipts import ReceiptLog
 from backend.scheduler import Scheduler
-from tests.backend.test_scheduler import Peer
+from tests.backend.scheduler.test_scheduler import Peer
 from tests.backend.conftest import ACCOUNT_SECRET
 
 TIERS = [(100, 50_000), (1_000, 500_000)]

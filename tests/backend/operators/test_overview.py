@@ -15,7 +15,7 @@ from backend.db.models import WorkerRecord
 from backend.money.settlement import remember_worker
 from backend.operators import NotAnOperator, authorize_operator, overview
 from backend.operators.overview import BUCKET_S, WINDOW_S
-from tests.backend.test_scheduler import BODY, Peer, _collect, service  # noqa: F401  (fixture)
+from tests.backend.scheduler.test_scheduler import BODY, Peer, _collect, service  # noqa: F401  (fixture)
 
 
 async def test_the_overview_shows_the_live_worker_its_bond_the_job_and_its_receipt(service):
