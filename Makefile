@@ -19,14 +19,16 @@ setup: $(VENV)/.installed node_modules/.installed
 
 setup-test: setup $(VENV)/.installed-test chromium
 
-$(VENV)/.installed: pyproject.toml
+# Both distributions, editable: the coordinator (pyproject.toml) and the node worker with its local engines
+# (worker/pyproject.toml), which brings `one worker` and `one-worker`.
+$(VENV)/.installed: pyproject.toml worker/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[worker,scale]'
+	$(PY) -m pip install -q -e '.[audit,scale]' -e './worker[ml]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[worker,scale,test]'
+	$(PY) -m pip install -q -e '.[audit,scale,test]' -e './worker[ml]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

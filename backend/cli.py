@@ -1,9 +1,15 @@
-"""The `one` command: run the network, verify receipts, run a node worker, build test models."""
+"""The `one` command: run the network, verify receipts and proofs, settle, manage agents; `one worker` where a
+worker is installed beside the coordinator.
+
+Commands of other installed distributions join through the `one.commands` entry-point group (the worker
+distribution's `worker`), so the coordinator imports no worker code and installs without one.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Callable
 
@@ -13,15 +19,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from backend.agents.cli import agent_app
-from gpu_worker.cli import build_models, worker_app
 
 if TYPE_CHECKING:
     from backend.dev.devnet import Devnet
 
+COMMAND_GROUP = "one.commands"
+
 app = typer.Typer(help="ONE network command line.", no_args_is_help=True, add_completion=False)
-app.add_typer(worker_app, name="worker")
 app.add_typer(agent_app, name="agent")
-app.command("build-models")(build_models)
+for _command in entry_points(group=COMMAND_GROUP):  # `one worker`, from the worker distribution when installed
+    app.add_typer(_command.load(), name=_command.name)
 console = Console()
 
 
@@ -222,10 +229,10 @@ def _start_dev_network(net: Devnet, workers: int, chain_port: int) -> None:
     from backend.chain.devchain import dev_accounts
     from backend.dev.demo import ensure_demo_key
     from backend.dev.devnet import wait_for_workers
-    from gpu_worker.tiny_models import build_all
 
-    with console.status("building tiny models"):
-        build_all(net.data_dir / "models")
+    if workers:
+        with console.status("building tiny models"):
+            net.build_models()
     with console.status("starting the dev chain (anvil) and deploying the test tokens"):
         deployment = net.start_chain(chain_port)
     with console.status(f"starting the coordinator on {net.host}:{net.port} (first start installs the UI, ~1 min)"):

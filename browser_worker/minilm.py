@@ -29,7 +29,7 @@ class MiniLM:
 
     @classmethod
     async def load(cls, gpu: Any, base_url: str, on_progress: Any = None) -> "MiniLM":
-        from pyodide.http import pyfetch
+        from pyodide.http import pyfetch  # Pyodide's: exists only inside the tab
 
         config = json.loads(await (await pyfetch(f"{base_url}/config.json")).string())
         vocab = await (await pyfetch(f"{base_url}/vocab.txt")).string()
@@ -45,7 +45,7 @@ class MiniLM:
         return Embedded(vectors, tokens)
 
     async def _sentence(self, ids: list[int]) -> list[float]:
-        from pyodide.ffi import to_js
+        from pyodide.ffi import to_js  # Pyodide's: exists only inside the tab
 
         g, H, S = self.gpu, self.hidden, len(ids)
         owned: list[int] = []

@@ -1,4 +1,8 @@
-"""`one worker` and `one models`: run a node worker, build the tiny test models."""
+"""`one-worker` (also `one worker` where the coordinator's `one` is installed beside it): run a node worker, manage
+its bond, build the tiny test models.
+
+The worker distribution declares this app under the `one.commands` entry-point group, where the coordinator's CLI
+finds it; the coordinator never imports it."""
 
 from __future__ import annotations
 
@@ -9,8 +13,18 @@ import signal
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from rich.console import Console
+
+from backend.protocol.claims import bond_claim, bond_consent, unbond_request
+from backend.protocol.signing import load_or_create_key, public_hex, sign_hex
+from gpu_worker.client import WorkerClient
+from gpu_worker.engines.embeddings import minilm_path
+from gpu_worker.engines.registry import build_engine, parse_engine_spec
+from gpu_worker.settings import worker_settings
 
 console = Console(stderr=True)
 DEFAULT_MODELS_DIR = Path(".one/models")
@@ -46,13 +60,13 @@ def worker(
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"coordinator": coordinator, "key_file": key_file}
         return
-    from backend.protocol.signing import load_or_create_key
-    from gpu_worker.client import WorkerClient
-    from gpu_worker.engines.registry import build_engine, parse_engine_spec
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    try:
+        worker_settings()  # a malformed ONE_* setting stops the worker now, not at its first job
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if threads:
-        import torch
+        import torch  # the ML extra's: only the local engines use it
 
         torch.set_num_threads(threads)  # oversubscribed cores make every worker on the box crawl
     specs = engine or default_engine_specs(models_dir)
@@ -83,11 +97,6 @@ def bond(
 ) -> None:
     """Stake USDC: claim a transfer to the treasury as this worker's bond. The wallet that sent it signs the claim
     and is the only place the bond is ever paid back to (checked on chain, once per tx)."""
-    import httpx
-
-    from backend.protocol.claims import bond_claim
-    from backend.protocol.signing import load_or_create_key, public_hex, sign_hex
-
     if not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
         raise typer.BadParameter("a transaction hash is 0x and 64 hex digits", param_hint="--tx-hash")
     key = load_or_create_key(ctx.obj["key_file"])
@@ -100,14 +109,9 @@ def bond(
         hint = "give the paying wallet's --payer-key-file or its --payer-sig (see --print-claim)"
         raise typer.BadParameter(hint, param_hint="--payer-key-file")
     if payer_key_file is not None:
-        from eth_account import Account
-        from eth_account.messages import encode_defunct
-
-        signed = Account.sign_message(encode_defunct(text=claim), payer_key_file.read_text().strip())
-        payer_sig = signed.signature.hex()
-    sig = sign_hex(key, bytes.fromhex(tx_hash.removeprefix("0x")))  # the worker consents to the stake
+        payer_sig = Account.sign_message(encode_defunct(text=claim), payer_key_file.read_text().strip()).signature.hex()
     reply = httpx.post(f"{ctx.obj['coordinator']}/one/bonds", timeout=60,
-                       json={"worker_id": worker_id, "tx_hash": tx_hash, "sig": sig, "payer_sig": payer_sig})  # fmt: skip
+                       json={"worker_id": worker_id, "tx_hash": tx_hash, "sig": sign_hex(key, bond_consent(tx_hash)), "payer_sig": payer_sig})  # fmt: skip
     body = reply.json()
     if reply.status_code == 202:
         console.print(f"pending: {body['confirmations']} of {body['required']} confirmations; run this again later")
@@ -121,34 +125,44 @@ def bond(
 @worker_app.command("unbond")
 def unbond(ctx: typer.Context) -> None:
     """Ask for this worker's bond back (paid by settlement after the unbonding delay)."""
-    import httpx
-
-    from backend.protocol.signing import load_or_create_key, public_hex, sign_hex
-
     key = load_or_create_key(ctx.obj["key_file"])
     worker_id = public_hex(key)
     reply = httpx.post(f"{ctx.obj['coordinator']}/one/bonds/unbond", timeout=60,
-                       json={"worker_id": worker_id, "sig": sign_hex(key, b"unbond" + bytes.fromhex(worker_id))})  # fmt: skip
+                       json={"worker_id": worker_id, "sig": sign_hex(key, unbond_request(worker_id))})  # fmt: skip
     if reply.status_code != 200:
         console.print(f"[red]unbond refused: {reply.json()['error']['message']}")
         raise typer.Exit(1)
     console.print(f"unbonding: the bond is paid back by settlement after {reply.json()['refund_after']:.0f} (unix time)")
 
 
-def default_engine_specs(models_dir: Path) -> list[str]:
-    """The tiny test models (built if absent) and the real MiniLM embeddings, with the engine kind of each."""
-    from gpu_worker.engines.embeddings import minilm_path
-    from gpu_worker.tiny_models import ENGINE_KINDS, build_all
-
-    specs = [f"{ENGINE_KINDS[name]}:{name}={path}" for name, path in build_all(models_dir).items()]
-    return specs + [f"sentence-transformers:all-minilm-l6-v2={minilm_path()}"]
-
-
+@worker_app.command("build-models")
 def build_models(
     out: Annotated[Path, typer.Option(help="Folder to write the models into.")] = DEFAULT_MODELS_DIR,
 ) -> None:
-    """Build the tiny test models from configs (offline, about a second)."""
-    from gpu_worker.tiny_models import build_all
+    """Build the tiny test models from configs (offline, about a second; skipped where they exist)."""
+    for name, path in _tiny_models().build_all(out).items():
+        print(f"{name}: {path}")
 
-    for name, path in build_all(out).items():
-        console.print(f"{name}: {path}")
+
+def default_engine_specs(models_dir: Path) -> list[str]:
+    """The tiny test models (built if absent) and the real MiniLM embeddings, with the engine kind of each."""
+    tiny = _tiny_models()
+    specs = [f"{tiny.ENGINE_KINDS[name]}:{name}={path}" for name, path in tiny.build_all(models_dir).items()]
+    return specs + [f"sentence-transformers:all-minilm-l6-v2={minilm_path()}"]
+
+
+def _tiny_models():
+    """gpu_worker.tiny_models, which needs the ML extra (tokenizers, torch): a worker installed without it runs the
+    HTTP engines only, so the import waits until the tiny models are asked for."""
+    from gpu_worker import tiny_models
+
+    return tiny_models
+
+
+def main() -> None:
+    """The `one-worker` command."""
+    worker_app()
+
+
+if __name__ == "__main__":
+    main()

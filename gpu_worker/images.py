@@ -8,32 +8,20 @@ import binascii
 import io
 from typing import Any
 
-from backend.config import get_settings
 from backend.protocol.safe_fetch import FetchError, fetch
 from gpu_worker.engines import EngineError
+from gpu_worker.settings import worker_settings
 
 FETCH_TIMEOUT_S = 10.0
 
 
-def image_urls(messages: list[dict[str, Any]]) -> list[str]:
-    """The image URLs of a conversation, in the order the chat template renders them."""
-    urls = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and part.get("type") == "image_url":
-                    image_url = part.get("image_url")
-                    urls.append(image_url.get("url") if isinstance(image_url, dict) else image_url)
-    return urls
-
-
 async def load_image(url: Any):
-    """A PIL image from a data: URL or an http(s) URL (at most max_image_bytes, FETCH_TIMEOUT_S). The limit is the
-    coordinator's setting of the same name (ONE_MAX_IMAGE_BYTES), which a worker reads from its own environment."""
-    from PIL import Image, UnidentifiedImageError
+    """A PIL image from a data: URL or an http(s) URL (at most max_image_bytes, FETCH_TIMEOUT_S). Limit and fetch
+    allowlist are the worker's settings (ONE_MAX_IMAGE_BYTES, ONE_FETCH_ALLOW_NETWORKS)."""
+    from PIL import Image, UnidentifiedImageError  # the ML extra's, like the vision models that need it
 
-    max_bytes = get_settings().max_image_bytes
+    settings = worker_settings()
+    max_bytes = settings.max_image_bytes
     if not isinstance(url, str):
         raise EngineError("invalid_request", "image_url.url must be a string")
     if url.startswith("data:"):
@@ -46,7 +34,7 @@ async def load_image(url: Any):
             raise EngineError("invalid_request", "data: image URL is not valid base64") from None
     elif url.startswith(("http://", "https://")):
         try:
-            raw = await fetch(url, max_bytes=max_bytes, timeout_s=FETCH_TIMEOUT_S)
+            raw = await fetch(url, max_bytes=max_bytes, timeout_s=FETCH_TIMEOUT_S, allow_networks=settings.fetch_allow_networks)
         except FetchError as exc:
             raise EngineError("invalid_request", f"fetching the image failed: {exc}") from None
     else:

@@ -1,13 +1,16 @@
 """Tiny test models built offline from configs in about a second (no hub downloads).
 
-`tiny-chat`: a byte-level BPE tokenizer trained on a built-in corpus plus a 2-layer Llama with
+`tiny-chat`: the byte-level BPE tokenizer of backend.protocol.tiny_tokenizer plus a 2-layer Llama with
 random weights and a Hermes-style chat template that knows tools. Its answers are gibberish; what
 matters is that it is a real transformers model on the real code path.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+
+from backend.protocol.tiny_tokenizer import byte_level_bpe, tiny_tokenizer
 
 CHAT_TEMPLATE = (
     "{%- macro text(content) -%}"
@@ -42,17 +45,6 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}<|im_start|>assistant\n{% endif -%}"
 )
 
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>", "<tools>", "</tools>"]
-
-_CORPUS = """
-The ONE network runs inference for anyone: chat, images and embeddings, paid from signed receipts.
-Workers stream tokens back to the coordinator, which relays them to the caller and writes a receipt.
-A receipt names the worker, the model, the digests of the request and the output, and the charge.
-Anyone can verify the chain of receipts with the public keys inside them, byte for byte.
-Hello! How can I help you today? Here is a short answer, a list, and some code: def f(x): return x + 1.
-Numbers 0 1 2 3 4 5 6 7 8 9, punctuation . , ; : ! ? ( ) [ ] { } " ' - _ / \\ and symbols @ # $ % & * + =.
-"""
-
 
 def _save(out_dir: Path, *parts) -> Path:
     """save_pretrained every part (model, tokenizer, processor, pipeline) into one folder."""
@@ -60,26 +52,6 @@ def _save(out_dir: Path, *parts) -> Path:
     for part in parts:
         part.save_pretrained(out_dir)
     return out_dir
-
-
-def _byte_level_bpe(vocab_size: int, special_tokens: list[str]):
-    """A byte-level BPE tokenizer trained on the built-in corpus (any text encodes; nothing downloaded)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=special_tokens, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
-    return tok
-
-
-def tiny_tokenizer():
-    """The tiny chat and vision models' tokenizer (deterministic: the same corpus gives the same merges), which
-    the coordinator also builds to count the tokens it relays (catalog `tokenizer: builtin:tiny`)."""
-    return _byte_level_bpe(512, SPECIAL_TOKENS)
 
 
 def build_tiny_chat(out_dir: Path, seed: int = 0) -> Path:
@@ -120,8 +92,6 @@ def build_tiny_vision(out_dir: Path, seed: int = 0) -> Path:
     out_dir = Path(out_dir)
     if (out_dir / "config.json").exists() and (out_dir / "processor_config.json").exists():
         return out_dir
-    import tempfile
-
     import torch
     from transformers import (
         AutoTokenizer, CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor,
@@ -161,7 +131,7 @@ def build_tiny_sd(out_dir: Path, seed: int = 0) -> Path:
     from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=_byte_level_bpe(512, ["<|endoftext|>", "<|startoftext|>"]),
+        tokenizer_object=byte_level_bpe(512, ["<|endoftext|>", "<|startoftext|>"]),
         bos_token="<|startoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>", model_max_length=77,
     )  # fmt: skip
     torch.manual_seed(seed)

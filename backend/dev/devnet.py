@@ -156,6 +156,13 @@ class Devnet:
             time.sleep(0.5)
         raise TimeoutError(f"coordinator not ready on {self.url} after {timeout_s}s")
 
+    def build_models(self, models_dir: Path | None = None, timeout_s: float = 300) -> None:
+        """Build the tiny test models the workers serve by default, once, before workers start (two building into one
+        folder at once would race). The worker's own command does it: the coordinator imports no worker code."""
+        out = models_dir or (self.data_dir / "models")
+        subprocess.run([sys.executable, "-m", "gpu_worker.cli", "build-models", "--out", str(out)], cwd=REPO, check=True,
+                       timeout=timeout_s, stdout=subprocess.DEVNULL)  # fmt: skip
+
     def start_worker(self, name: str, *args: str, models_dir: Path | None = None, threads: int = 1) -> subprocess.Popen:
         """A node worker process with its own key file under the data dir.
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from backend.dev.browser_wheel import build_wheel
 from backend.dev.npm_tools import REPO
 
 ASSETS = REPO / "assets"
@@ -15,6 +16,7 @@ NODE_MODULES = REPO / "node_modules"
 FILES = {
     "vendor/marked.esm.js": "marked/lib/marked.esm.js",
     "vendor/purify.es.mjs": "dompurify/dist/purify.es.mjs",
+    "vendor/htm-preact.mjs": "htm/preact/standalone.mjs",  # Preact + hooks + htm in one module, no build step
     **{f"pyodide/{name}": f"pyodide/{name}" for name in
        ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json")},  # fmt: skip
 }
@@ -22,8 +24,6 @@ FILES = {
 
 def prepare_assets() -> None:
     """Copy what changed from node_modules and rebuild the browser worker wheel."""
-    from browser_worker.wheel import build_wheel
-
     for target, source in FILES.items():
         src, dst = NODE_MODULES / source, ASSETS / target
         if not src.exists():

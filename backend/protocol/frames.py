@@ -7,7 +7,7 @@ needs. Stdlib only: the browser worker imports this module inside Pyodide.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 PROTOCOL_VERSION = 1
 WORKER_PATH = "/worker/ws"
@@ -22,6 +22,14 @@ WORKER_KINDS = ("node", "browser")
 
 class ProtocolError(ValueError):
     """A frame that does not follow protocol v1."""
+
+
+class ModelOffer(TypedDict):
+    """One entry of a hello's `models`: a model the worker serves, its context and its tasks (a subset of TASKS)."""
+
+    id: str
+    max_context: int
+    tasks: list[str]
 
 
 # Required top-level fields and their types, per frame type.
@@ -113,7 +121,7 @@ def hello(
     kind: str,
     pubkey: str,
     payout_address: str,
-    models: list[dict[str, Any]],
+    models: list[ModelOffer],
     slots: int,
     hardware: dict[str, Any],
     version: str,

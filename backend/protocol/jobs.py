@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 MAX_EMBEDDING_INPUTS = 2048
+# The default cap on one image a chat request brings (ONE_MAX_IMAGE_BYTES, at the coordinator's door and in workers).
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
 
 
 class JobRefused(ValueError):

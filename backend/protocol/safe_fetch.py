@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from typing import Sequence
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
@@ -40,17 +41,17 @@ def is_public(address: str) -> bool:
     return ip.is_global and all(e.is_global for e in embedded if e is not None)
 
 
-def _allowed(address: str) -> bool:
-    """In a private network the operator of a dev or test network let fetches reach (ONE_FETCH_ALLOW_NETWORKS)."""
-    from backend.config import get_settings
-
+def _allowed(address: str, allow_networks: Sequence[str]) -> bool:
+    """In a private network the operator of a dev or test network let fetches reach (ONE_FETCH_ALLOW_NETWORKS, which
+    each role reads into its own settings and passes in)."""
     ip = ipaddress.ip_address(address.split("%")[0])
-    return any(ip in ipaddress.ip_network(net, strict=False) for net in get_settings().fetch_allow_networks)
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in allow_networks)
 
 
-def public_target(url: str) -> tuple[SplitResult, str]:
-    """The URL's parts and the address to connect to; every address its host resolves to must be public
-    (AddressRefused; FetchError when it does not resolve). Blocking (DNS): call it in a thread from async code."""
+def public_target(url: str, allow_networks: Sequence[str] = ()) -> tuple[SplitResult, str]:
+    """The URL's parts and the address to connect to; every address its host resolves to must be public or in
+    `allow_networks` (AddressRefused; FetchError when it does not resolve). Blocking (DNS): call it in a thread
+    from async code."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AddressRefused("only http(s) URLs with a host")
@@ -62,18 +63,18 @@ def public_target(url: str) -> tuple[SplitResult, str]:
     except (socket.gaierror, UnicodeError):
         raise FetchError(f"cannot resolve {parts.hostname}") from None  # perhaps for now only: not a refusal
     addresses = list(dict.fromkeys(info[4][0] for info in infos))  # the resolver's order: its preferred address first
-    if not addresses or not all(is_public(a) or _allowed(a) for a in addresses):
+    if not addresses or not all(is_public(a) or _allowed(a, allow_networks) for a in addresses):
         raise AddressRefused(f"{parts.hostname} resolves to a non-public address; refused")  # which one, it does not say
     return parts, addresses[0]
 
 
 async def fetch(url: str, *, max_bytes: int, timeout_s: float, method: str = "GET", content: bytes | None = None,
-                headers: dict[str, str] | None = None) -> bytes:  # fmt: skip
-    """The body of a 2xx answer from a public address: the check, the DNS lookup included, and the transfer
-    together within `timeout_s`."""
+                headers: dict[str, str] | None = None, allow_networks: Sequence[str] = ()) -> bytes:  # fmt: skip
+    """The body of a 2xx answer from a public address (or one in `allow_networks`): the check, the DNS lookup
+    included, and the transfer together within `timeout_s`."""
 
     async def checked() -> bytes:
-        parts, address = await asyncio.to_thread(public_target, url)
+        parts, address = await asyncio.to_thread(public_target, url, allow_networks)
         return await fetch_limited(pinned_url(parts, address), max_bytes=max_bytes, timeout_s=timeout_s, host=parts.hostname,
                                    port=parts.port, method=method, content=content, headers=headers)  # fmt: skip
 

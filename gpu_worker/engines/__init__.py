@@ -3,14 +3,17 @@
 A text engine (chat, completion, vision) streams `Piece`s and ends each choice with an `End`;
 the worker's shared layer (`gpu_worker.structured`) turns raw text into tool calls and enforces JSON
 constraints, so every engine behaves alike. An embedding engine returns vectors; an image engine
-returns PNG bytes. Engines never see the protocol: `gpu_worker.client` does the framing and signing.
+returns PNG bytes. Engines never see the protocol: `gpu_worker.client` drives them from the worker session
+(backend.protocol.session), which frames and signs.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Protocol
+
+from backend.protocol.jobs import JobRefused
 
 
 @dataclass
@@ -42,16 +45,6 @@ class Embeddings:
 class Images:
     pngs: list[bytes]
     output_tokens: int = 0
-
-
-@dataclass
-class ModelCard:
-    """What a worker advertises for one model in its hello frame."""
-
-    id: str
-    tasks: list[str]
-    max_context: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class TextEngine(Protocol):
@@ -87,9 +80,5 @@ class ImageEngine(Protocol):
 Engine = TextEngine | EmbeddingEngine | ImageEngine
 
 
-class EngineError(Exception):
+class EngineError(JobRefused):
     """A request the engine cannot serve; `code` goes into the error frame (e.g. context_length_exceeded)."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code

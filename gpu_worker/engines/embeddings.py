@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from backend.protocol.jobs import JobRefused, embedding_inputs
-from gpu_worker.engines import Embeddings, EngineError
+from backend.protocol.jobs import embedding_inputs
+from gpu_worker.engines import Embeddings
 
 
 def minilm_path() -> Path:
@@ -36,10 +36,7 @@ class SentenceTransformersEngine:
         self.dimensions = int(self.model.get_embedding_dimension())
 
     async def embed(self, body: dict[str, Any]) -> Embeddings:
-        try:
-            texts = embedding_inputs(body, self.model_id, self.dimensions)
-        except JobRefused as exc:
-            raise EngineError(exc.code, str(exc)) from None
+        texts = embedding_inputs(body, self.model_id, self.dimensions)  # JobRefused goes into the error frame as it is
         return await asyncio.to_thread(self._embed, texts)
 
     def _embed(self, texts: list[str]) -> Embeddings:

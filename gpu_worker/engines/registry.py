@@ -1,53 +1,49 @@
 """Engine kinds a worker can run, by the name used in `one worker --engine KIND:MODEL_ID=TARGET`.
 
-Each factory takes (model_id, target, device) and imports its heavy stack lazily, so a worker only
-loads what it serves. TARGET is a local model folder, or a URL for engines that talk HTTP.
+Each factory takes (model_id, target, device); engines import their heavy stack (torch, transformers,
+diffusers) when built, so a worker only loads what it serves and a worker installed without the ML extra
+still runs the HTTP engines. TARGET is a local model folder, or a URL for engines that talk HTTP.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import atexit
+from typing import Callable
+
+from gpu_worker.engines import Engine
+from gpu_worker.engines.diffusers_engine import DiffusersImageEngine
+from gpu_worker.engines.embeddings import SentenceTransformersEngine
+from gpu_worker.engines.openai_http import OpenAIHTTPEngine, VLLMProcess
+from gpu_worker.engines.transformers_engine import TransformersTextEngine
 
 
-def _transformers(model_id: str, target: str, device: str) -> Any:
-    from gpu_worker.engines.transformers_engine import TransformersTextEngine
-
+def _transformers(model_id: str, target: str, device: str) -> Engine:
     return TransformersTextEngine(model_id, target, device=device)
 
 
-def _sentence_transformers(model_id: str, target: str, device: str) -> Any:
-    from gpu_worker.engines.embeddings import SentenceTransformersEngine
-
+def _sentence_transformers(model_id: str, target: str, device: str) -> Engine:
     return SentenceTransformersEngine(model_id, target, device=device)
 
 
-def _diffusers(model_id: str, target: str, device: str) -> Any:
-    from gpu_worker.engines.diffusers_engine import DiffusersImageEngine
-
+def _diffusers(model_id: str, target: str, device: str) -> Engine:
     return DiffusersImageEngine(model_id, target, device=device)
 
 
-def _openai(model_id: str, target: str, device: str) -> Any:
+def _openai(model_id: str, target: str, device: str) -> Engine:
     """TARGET = base URL, optionally `#upstream-model` (the fragment never goes on the wire)."""
-    from gpu_worker.engines.openai_http import OpenAIHTTPEngine
-
     base_url, _, upstream = target.partition("#")
     return OpenAIHTTPEngine(model_id, base_url, upstream_model=upstream or None, tasks=["chat", "completion", "embedding"])
 
 
-def _vllm(model_id: str, target: str, device: str) -> Any:
+def _vllm(model_id: str, target: str, device: str) -> Engine:
     """TARGET = a model path or name for `vllm serve`; the server lives as long as this worker."""
-    import atexit
-
-    from gpu_worker.engines.openai_http import OpenAIHTTPEngine, VLLMProcess
-
     server = VLLMProcess(target, served_name=model_id)
     base_url = server.__enter__()
     atexit.register(server.__exit__)
     return OpenAIHTTPEngine(model_id, base_url, upstream_model=model_id)
 
 
-FACTORIES: dict[str, Callable[[str, str, str], Any]] = {
+FACTORIES: dict[str, Callable[[str, str, str], Engine]] = {
     "transformers": _transformers,
     "sentence-transformers": _sentence_transformers,
     "diffusers": _diffusers,
@@ -67,6 +63,6 @@ def parse_engine_spec(spec: str) -> tuple[str, str, str]:
     return kind, model_id, target
 
 
-def build_engine(spec: str, device: str = "cpu") -> Any:
+def build_engine(spec: str, device: str = "cpu") -> Engine:
     kind, model_id, target = parse_engine_spec(spec)
     return FACTORIES[kind](model_id, target, device)

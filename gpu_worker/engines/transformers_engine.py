@@ -15,9 +15,10 @@ import threading
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+from backend.protocol.body import OpenAIBody
 from gpu_worker import structured
 from gpu_worker.engines import End, EngineError, Piece
-from gpu_worker.images import image_urls, load_image
+from gpu_worker.images import load_image
 
 DEFAULT_MAX_TOKENS = 128
 
@@ -57,7 +58,7 @@ class TransformersTextEngine:
                 text = self.tokenizer.apply_chat_template(body["messages"], tools=body.get("tools"), add_generation_prompt=True, tokenize=False)
             except Exception as exc:  # a template that cannot render this conversation
                 raise EngineError("invalid_request", f"cannot apply the chat template: {exc}") from None
-            urls = image_urls(body["messages"])
+            urls = [part.url for part in OpenAIBody(body).image_parts()]
             if not urls:
                 return [(self.tokenizer.encode(text, add_special_tokens=False), {})]
             if self.processor is None:
@@ -73,7 +74,7 @@ class TransformersTextEngine:
 
     async def generate(self, task: str, body: dict[str, Any], cancel: threading.Event) -> AsyncIterator[Piece | End]:
         prompts = await self._prompts(task, body)
-        n = int(body.get("n") or 1)
+        n = OpenAIBody(body).n
         longest = max(len(ids) for ids, _ in prompts)
         if longest >= self.max_context:
             raise EngineError("context_length_exceeded", f"prompt has {longest} tokens; this model's context is {self.max_context}")
@@ -105,7 +106,7 @@ class TransformersTextEngine:
         from transformers.generation.streamers import BaseStreamer
 
         budget = self.max_context - len(prompt)
-        max_new = min(body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS, budget)
+        max_new = min(OpenAIBody(body).max_tokens(DEFAULT_MAX_TOKENS), budget)
         # vLLM extra: hold off EOS. Not under a JSON constraint, whose only move at the end is EOS.
         min_new = 0 if constraint else min(int(body.get("min_tokens") or 0), max_new)
         temperature = 1.0 if body.get("temperature") is None else float(body["temperature"])

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import zipfile
 
-from browser_worker.wheel import build_wheel
+from backend.dev.browser_wheel import build_wheel
 from tests.conftest import REPO
 
 

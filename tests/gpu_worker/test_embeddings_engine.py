@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gpu_worker.engines import EngineError
+from backend.protocol.jobs import JobRefused
 from gpu_worker.engines.embeddings import SentenceTransformersEngine, minilm_path
 
 SENTENCES = [
@@ -65,6 +65,6 @@ async def test_long_input_is_truncated_like_the_model_does(engine, reference):
 
 @pytest.mark.parametrize("body", [{"input": []}, {"input": ""}, {"input": [[1, 2, 3]]}, {"input": "x", "dimensions": 12}, {}])
 async def test_bad_inputs_are_refused(engine, body):
-    with pytest.raises(EngineError) as err:
+    with pytest.raises(JobRefused) as err:
         await engine.embed(body)
     assert err.value.code == "invalid_request"

@@ -8,9 +8,9 @@ import io
 import pytest
 from PIL import Image
 
-from backend import config
+from backend.protocol.body import OpenAIBody
 from gpu_worker.engines import EngineError
-from gpu_worker.images import image_urls, load_image
+from gpu_worker.images import load_image
 
 
 def data_url(size=(16, 12)) -> str:
@@ -21,12 +21,12 @@ def data_url(size=(16, 12)) -> str:
 
 @pytest.fixture
 def max_image_bytes(monkeypatch):
+    """The worker reads the coordinator's setting name from its own environment."""
+
     def set_to(limit: int) -> None:
         monkeypatch.setenv("ONE_MAX_IMAGE_BYTES", str(limit))
-        config.get_settings.cache_clear()
 
-    yield set_to
-    config.get_settings.cache_clear()
+    return set_to
 
 
 async def test_a_data_url_image_is_decoded_to_rgb():
@@ -52,7 +52,19 @@ async def test_an_http_url_goes_through_the_address_check():
         await load_image("http://127.0.0.1:9/cat.png")
 
 
+async def test_the_fetch_allowlist_is_the_workers_own_setting(monkeypatch):
+    """ONE_FETCH_ALLOW_NETWORKS lets a dev network's worker reach a private address (here: nothing listens, so the
+    fetch itself fails, past the address check); a malformed value is refused, not ignored."""
+    monkeypatch.setenv("ONE_FETCH_ALLOW_NETWORKS", '["127.0.0.1/32"]')
+    with pytest.raises(EngineError, match="fetching the image failed") as err:
+        await load_image("http://127.0.0.1:9/cat.png")
+    assert "non-public" not in str(err.value)
+    monkeypatch.setenv("ONE_FETCH_ALLOW_NETWORKS", "127.0.0.1/32")
+    with pytest.raises(ValueError, match="JSON list"):
+        await load_image("http://127.0.0.1:9/cat.png")
+
+
 def test_image_urls_come_in_conversation_order():
     messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "a"}}, {"type": "text", "text": "x"}]},
                 {"role": "user", "content": "plain"}, {"role": "user", "content": [{"type": "image_url", "image_url": "b"}]}]  # fmt: skip
-    assert image_urls(messages) == ["a", "b"]
+    assert [part.url for part in OpenAIBody({"messages": messages}).image_parts()] == ["a", "b"]

@@ -1,6 +1,7 @@
-"""Build the wheel Pyodide loads in the browser worker: browser_worker/, backend/protocol/ (the one
-source of frames and receipts) and rfc8785 (pure Python, from this venv). Written with zipfile: a
-wheel is a zip with a dist-info folder, and Pyodide only unpacks it."""
+"""Build the wheel Pyodide loads in the browser worker: browser_worker/, backend/protocol/ (the one source of
+frames, receipts and the worker session) and rfc8785 (pure Python, from this venv). The coordinator reads those
+folders as files and serves the wheel; it imports none of them from here. Written with zipfile: a wheel is a zip
+with a dist-info folder, and Pyodide only unpacks it."""
 
 from __future__ import annotations
 
@@ -9,20 +10,20 @@ import hashlib
 import zipfile
 from pathlib import Path
 
+import rfc8785
+
+from backend.dev.npm_tools import REPO
+
 NAME, VERSION = "one_browser_worker", "0.1.0"
 WHEEL_NAME = f"{NAME}-{VERSION}-py3-none-any.whl"
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _sources() -> dict[str, bytes]:
-    import rfc8785
-
     files: dict[str, bytes] = {"backend/__init__.py": (REPO / "backend" / "__init__.py").read_bytes()}
     for package, root in (("browser_worker", REPO / "browser_worker"), ("backend/protocol", REPO / "backend" / "protocol"),
                           ("rfc8785", Path(rfc8785.__file__).parent)):  # fmt: skip
         for path in sorted(root.glob("*.py")):
-            if path.name != "wheel.py":
-                files[f"{package}/{path.name}"] = path.read_bytes()
+            files[f"{package}/{path.name}"] = path.read_bytes()
     return files
 
 
