@@ -37,12 +37,16 @@ app.add_page(agents_page, route="/agents", title="ONE — agents")
 app.add_page(worker_page, route="/worker", title="ONE — earn with your browser")
 app.add_page(verify_page, route="/verify", title="ONE — verify receipts", on_load=VerifyState.load_from_query)
 app.add_page(operator_page, route="/operator", title="ONE — operator", on_load=OperatorState.check_session)
-app.register_lifespan_task(settlement_loop)
+
+
+async def settlement() -> None:
+    rt = get_runtime()
+    await settlement_loop(rt.settings, rt.key)
 
 
 async def agent_loop() -> None:
-
     await get_runtime().agents.loop()
 
 
+app.register_lifespan_task(settlement)
 app.register_lifespan_task(agent_loop)

@@ -2,7 +2,9 @@
 worker is installed beside the coordinator.
 
 Commands of other installed distributions join through the `one.commands` entry-point group (the worker
-distribution's `worker`), so the coordinator imports no worker code and installs without one.
+distribution's `worker`), so the coordinator imports no worker code and installs without one. Each command
+imports the services it runs inside its own body: `one --help`, `one agent` and `one worker` (which `one up`
+starts as `python -m backend.cli worker`) then never load the coordinator's stack (web3, SQLModel, Reflex).
 """
 
 from __future__ import annotations

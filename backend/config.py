@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from eth_account import Account
 
+from backend.protocol.jobs import MAX_IMAGE_BYTES
+
 # What `one up` generated (dev chain, its addresses, key files, port), under the data dir: every `one` command and the
 # coordinator read it, so `one settle` beside `make run` sees the same chain. Real environment variables still win.
 NETWORK_ENV = "network.env"
@@ -108,7 +110,7 @@ class Settings(BaseSettings):
     max_tools: int = 64
     max_inputs: int = 256
     max_output_tokens: int = 32_768
-    max_image_bytes: int = 5 * 1024 * 1024
+    max_image_bytes: int = MAX_IMAGE_BYTES
     max_job_bytes: int = 16 * 1024 * 1024
     # Requests per minute: per key, per account (all its keys), and per client address without a key.
     rate_limit_per_key: int = 600

@@ -44,6 +44,7 @@ from backend.chain import token_at
 from sqlalchemy import text
 from backend.chain import connect
 import asyncio
+from backend.trust.audits import audited_receipts, quarantined_workers, reliability
 
 log = logging.getLogger("one.settlement")
 HEAD_VERSION = 1
@@ -52,7 +53,6 @@ BPS = 10_000
 
 def remember_worker(worker_id: str, kind: str, payout_address: str) -> float:
     """Keep where a worker key's payouts go (its latest hello wins); returns its reliability."""
-    from backend.trust.audits import reliability
 
     now = time.time()
     with session() as db:
@@ -171,7 +171,6 @@ def tally(receipts: Iterable[dict[str, Any]], debited: Mapping[str, int], payout
 
 def plan_payouts(settings: Settings) -> int:
     """Write the payout rows of every closed epoch that has none yet (in the same transaction per epoch)."""
-    from backend.trust.audits import audited_receipts, quarantined_workers
 
     quarantined = quarantined_workers()
     verified = frozenset(h for w in quarantined for h in audited_receipts(w))
@@ -472,16 +471,12 @@ def failed_payments(limit: int = 50) -> list[dict[str, Any]]:
                 for r in rows][:limit]  # fmt: skip
 
 
-async def settlement_loop() -> None:
+async def settlement_loop(settings: Settings, key: SigningKey) -> None:
     """Inside the coordinator: settle once per epoch (the `one settle` command does the same on demand)."""
-
-    from backend.runtime import get_runtime
-
-    rt = get_runtime()
     while True:
-        await asyncio.sleep(rt.settings.settlement_epoch_s)
+        await asyncio.sleep(settings.settlement_epoch_s)
         try:
-            await asyncio.to_thread(settle, rt.settings, rt.key, 0)
+            await asyncio.to_thread(settle, settings, key, 0)
         except SettlementBusy:  # a `one settle` is at it; it closes this epoch's receipts too
             log.info("settlement skipped: another settler is running")
         except Exception:  # the next epoch retries; rows already written keep payments exactly-once
