@@ -15,6 +15,7 @@ from nacl.signing import SigningKey
 
 from backend.protocol import frames, outputs
 from backend.protocol import receipt as rc
+from backend.protocol.body import OpenAIBody
 from backend.protocol.session import Finished, Identity, Job, Output, Refused, WorkerSession, stay_joined
 from backend.protocol.signing import public_hex, sign_hex
 from gpu_worker import __version__, structured
@@ -151,5 +152,5 @@ async def stream_text(
             last = len(deltas) - 1
             for i, delta in enumerate(deltas):  # one chunk per delta: clients expect each index once a chunk
                 yield [choice(event.index, delta, logprobs=event.logprobs if i == last else None)]
-    if not cancel.is_set():
-        yield Finished(input_tokens=input_tokens, output_tokens=output_tokens)
+    if not cancel.is_set():  # a vision job is billed per image it read, too: claim them (the coordinator counts them as well)
+        yield Finished(input_tokens=input_tokens, output_tokens=output_tokens, images=len(OpenAIBody(body).image_parts()))

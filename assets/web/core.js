@@ -143,6 +143,7 @@ export function duration(seconds) {
 }
 
 export function rateText(model) {
+  if (model.billing === "per_image_plus_output_tokens") return `${micro(model.image_rate)} / image read + ${micro(model.rate)} / 1k output tokens`;
   const per = { per_1k_output_tokens: "1k output tokens", per_1k_input_tokens: "1k input tokens", per_image: "image" }[model.billing] || model.billing;
   return `${micro(model.rate)} / ${per}`;
 }

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 BILLING_UNITS = ("per_1k_output_tokens", "per_image_plus_output_tokens", "per_image", "per_1k_input_tokens")
 
@@ -16,12 +16,19 @@ class CatalogModel(BaseModel):
     name: str = ""
     tasks: list[str]
     billing: str = Field(pattern="^(" + "|".join(BILLING_UNITS) + ")$")
-    rate: int = Field(ge=0, description="micro-credits per billing unit")
+    rate: int = Field(ge=0, description="micro-credits per billing unit (per 1K tokens, or per image for per_image)")
+    image_rate: int = Field(0, ge=0, description="per_image_plus_output_tokens: micro-credits per input image")
     context: int = Field(gt=0)
     lanes: list[str] = ["included", "dedicated"]
     # Where the coordinator gets the model's tokenizer to count relayed tokens (backend/serving/usage.py):
     # builtin:tiny, package:<module>/<file>, file:<path> or hf:<repo>. None: count UTF-8 bytes.
     tokenizer: str | None = None
+
+    @model_validator(mode="after")
+    def _images_are_priced(self) -> CatalogModel:
+        if self.billing == "per_image_plus_output_tokens" and self.image_rate == 0:
+            raise ValueError(f"{self.id}: per_image_plus_output_tokens needs an image_rate (micro-credits per input image)")
+        return self
 
     def charge(self, usage: dict[str, int]) -> int:
         """Integer micro-units for a receipt's usage; rounds up so a partial unit is never free."""
@@ -32,7 +39,7 @@ class CatalogModel(BaseModel):
             return _ceil_div(usage.get("input_tokens", 0) * self.rate, 1000)
         if self.billing == "per_image":
             return usage.get("images", 0) * self.rate
-        return usage.get("images", 0) * self.rate + _ceil_div(out_tokens * self.rate, 1000)
+        return usage.get("images", 0) * self.image_rate + _ceil_div(out_tokens * self.rate, 1000)  # vision: images read
 
 
 def _ceil_div(a: int, b: int) -> int:

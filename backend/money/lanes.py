@@ -39,7 +39,7 @@ def quote(model: CatalogModel, body: dict[str, Any], task: str) -> int:
         return n * model.rate
     if model.billing == "per_1k_input_tokens":
         return model.charge({"input_tokens": max(len(view.inputs), 1) * model.context})
-    usage = {"output_tokens": n * view.max_tokens(model.context), "images": n if model.billing == "per_image_plus_output_tokens" else 0}
+    usage = {"output_tokens": n * view.max_tokens(model.context), "images": len(view.image_parts())}
     return model.charge(usage)
 
 

@@ -25,6 +25,18 @@ def test_quote_before_sending(devnet):
     assert httpx.post(f"{devnet.url}/one/quote", json={"model": "nope"}).status_code == 404
 
 
+def test_vision_is_quoted_per_image_plus_output_tokens(devnet):
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "what is this?"}, image, image]}]
+    quoted = httpx.post(f"{devnet.url}/one/quote", json={"model": "tiny-vision", "task": "vision",
+                                                          "body": {"messages": messages, "max_tokens": 100}}).json()  # fmt: skip
+    assert (quoted["billing"], quoted["rate"], quoted["image_rate"]) == ("per_image_plus_output_tokens", 3000, 1000)
+    assert quoted["max_amount"] == 2 * 1000 + 100 * 3000 // 1000
+    card = next(m for m in httpx.get(f"{devnet.url}/v1/models").json()["data"] if m["id"] == "tiny-vision")
+    assert card["image_rate"] == 1000
+    assert "image_rate" not in next(m for m in httpx.get(f"{devnet.url}/v1/models").json()["data"] if m["id"] == "tiny-chat")
+
+
 def test_packages_and_purchases_that_must_fail(devnet):
     listing = httpx.get(f"{devnet.url}/one/packages").json()
     assert [p["id"] for p in listing["packages"]] == ["starter", "pro", "cluster"]

@@ -170,6 +170,8 @@ def test_vision_with_a_data_url_image(client):
     # The image's tokens count as input: more than the same question without it.
     plain = client.chat.completions.create(model="tiny-vision", messages=[{"role": "user", "content": content[:1]}], max_tokens=2)
     assert reply.usage.prompt_tokens > plain.usage.prompt_tokens
+    # Vision is billed per image read: the worker claims (and signs) the one image; the plain question reads none.
+    assert receipt["usage"]["images"] == 1 and plain.model_extra["receipt"]["usage"]["images"] == 0
 
 
 def test_vision_fetches_http_images_and_refuses_bad_and_private_ones(client):

@@ -177,6 +177,7 @@ def test_vision_answers_about_an_attached_image(browser, devnet):
     page.locator("#attach-input").set_input_files(files=[{"name": "dot.png", "mimeType": "image/png", "buffer": png_bytes()}])
     expect(page.locator("#attachment img")).to_be_visible()
     expect(page.locator("#model-select")).to_have_value("tiny-vision")  # switched to a model that sees images
+    expect(page.locator("#model-info")).to_contain_text("/ image read + ")  # and priced per image it reads
     send_chat(page, "What colour is this?")
     badge = page.locator("[data-testid=receipt-badge]").first
     expect(badge).to_be_visible(timeout=60_000)

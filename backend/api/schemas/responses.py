@@ -95,6 +95,7 @@ class ModelCard(Reply):
     context_length: int
     billing: str
     rate: int = Field(description="integer micro-units per billing unit")
+    image_rate: int | None = Field(None, description="per_image_plus_output_tokens: integer micro-units per input image")
     lanes: list[str]
     available: bool
     free_slots: int
@@ -344,6 +345,7 @@ class QuoteReply(Reply):
     unit: str
     billing: str
     rate: int
+    image_rate: int | None = None
 
 
 class PackageList(Reply):
