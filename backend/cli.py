@@ -67,7 +67,8 @@ def settle(
     """Close the open settlement epoch, anchor its Merkle root on chain and pay workers (safe to rerun)."""
     from backend.config import get_settings
     from backend.db import migrate
-    from backend.money.settlement import SettlementBusy, failed_payments, payouts, settle as run_settlement
+    from backend.money.settlement import SettlementBusy, failed_payments, payouts
+    from backend.money.settlement import settle as run_settlement
     from backend.protocol.signing import load_or_create_key
 
     settings = get_settings()

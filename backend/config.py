@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Callable, Literal
 from urllib.parse import urlsplit
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from eth_account import Account
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.protocol.jobs import MAX_IMAGE_BYTES
 

@@ -14,12 +14,12 @@ from backend.catalog import Catalog, Packages, load_catalog, load_packages
 from backend.chain import connect
 from backend.config import Settings, get_settings
 from backend.db import migrate
+from backend.money.lanes import Lanes, chain_holdings, reservations
+from backend.protocol.signing import load_or_create_key, load_or_create_secret, public_hex
+from backend.scheduler import Scheduler
 from backend.serving.inference import InferenceService
 from backend.trust.audits import Auditor
-from backend.money.lanes import Lanes, chain_holdings, reservations
 from backend.trust.receipts import ReceiptLog
-from backend.scheduler import Scheduler
-from backend.protocol.signing import load_or_create_key, load_or_create_secret, public_hex
 
 
 @dataclass

@@ -94,7 +94,13 @@ def build_tiny_vision(out_dir: Path, seed: int = 0) -> Path:
         return out_dir
     import torch
     from transformers import (
-        AutoTokenizer, CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor,
+        AutoTokenizer,
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
     )  # fmt: skip
 
     with tempfile.TemporaryDirectory() as scratch:

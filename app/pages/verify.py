@@ -10,8 +10,8 @@ import json
 import reflex as rx
 
 from app.layout import page
-from backend.trust.verify import parse_receipts, verify_with_output
 from backend.runtime import get_runtime
+from backend.trust.verify import parse_receipts, verify_with_output
 
 CHECK_NAMES = ("hash", "coordinator_sig", "worker_sig", "coordinator_key", "chain_link", "output")
 

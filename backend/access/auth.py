@@ -14,14 +14,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils import to_checksum_address
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
 from backend.db import session
 from backend.db.models import ApiKey, SiweNonce
-from eth_account import Account
-from eth_account.messages import encode_defunct
-from eth_utils import to_checksum_address
 
 NONCE_TTL_S = 600
 SESSION_TTL_S = 7 * 24 * 3600

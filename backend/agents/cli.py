@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
-import httpx
+
 from backend.agents import tools
 from backend.agents.spec import AgentSpecError, parse_agent
 from backend.catalog import load_catalog, load_packages

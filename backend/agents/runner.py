@@ -30,17 +30,17 @@ import httpx
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
+from backend.access.auth import package_live
 from backend.agents import tools as tools_mod
 from backend.agents.spec import AgentSpec, next_run, parse_agent
-from backend.access.auth import package_live
 from backend.db import session
 from backend.db.models import AgentRecord, AgentRun
-from backend.serving.inference import Caller, Finished, InferenceError
 from backend.money.lanes import priority_of, quote
 from backend.protocol import receipt as rc
 from backend.protocol.body import charge_unit
 from backend.protocol.safe_fetch import AddressRefused, FetchError, fetch, public_target
 from backend.protocol.signing import public_hex, sign_hex
+from backend.serving.inference import Caller, Finished, InferenceError
 
 if TYPE_CHECKING:  # the runtime builds the runner: a runtime import here would be a cycle
     from backend.runtime import Runtime

@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.access import auth
+from backend.access.limits import Quota, RateLimiter, json_problem
 from backend.api.errors import error_body
 from backend.config import get_settings
-from backend.access.limits import Quota, RateLimiter, json_problem
 
 GUARDED = ("/v1/", "/one/")
 BODY_METHODS = ("POST", "PUT", "PATCH")

@@ -18,8 +18,20 @@ from pydantic import BaseModel
 
 from backend.api.errors import ApiError, error_body
 from backend.api.schemas.responses import (
-    AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, Completion, CompletionChoice, Embedding, EmbeddingList,
-    EmbeddingUsage, Image, ImagesResponse, ModelCard, PaymentPending, Usage,
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Completion,
+    CompletionChoice,
+    Embedding,
+    EmbeddingList,
+    EmbeddingUsage,
+    Image,
+    ImagesResponse,
+    ModelCard,
+    PaymentPending,
+    Usage,
 )  # fmt: skip
 from backend.catalog import CatalogModel
 from backend.scheduler import Scheduler
@@ -33,14 +45,10 @@ def reply(model: BaseModel, status: int = 200, headers: dict[str, str] | None = 
 
 def model_card(model: CatalogModel, scheduler: Scheduler) -> ModelCard:
     """A catalog model as /v1/models and /one/catalog list it, with its live availability."""
-    card = ModelCard(
+    return ModelCard(
         id=model.id, object="model", created=0, owned_by="one-network", name=model.name, tasks=model.tasks, context_length=model.context,
-        billing=model.billing, rate=model.rate, lanes=model.lanes, available=scheduler.advertises(model.id),
-        free_slots=scheduler.free_slots(model.id),
+        **model.prices(), lanes=model.lanes, available=scheduler.advertises(model.id), free_slots=scheduler.free_slots(model.id),
     )  # fmt: skip
-    if model.image_rate:
-        card.image_rate = model.image_rate  # set, so the reply carries it (replies send the keys that were set)
-    return card
 
 
 def payment_pending(seen: int, required: int) -> JSONResponse:

@@ -30,6 +30,10 @@ class CatalogModel(BaseModel):
             raise ValueError(f"{self.id}: per_image_plus_output_tokens needs an image_rate (micro-credits per input image)")
         return self
 
+    def prices(self) -> dict[str, str | int]:
+        """The billing unit and rates as replies show them (/v1/models, quotes): `image_rate` only where it is used."""
+        return {"billing": self.billing, "rate": self.rate, **({"image_rate": self.image_rate} if self.image_rate else {})}
+
     def charge(self, usage: dict[str, int]) -> int:
         """Integer micro-units for a receipt's usage; rounds up so a partial unit is never free."""
         out_tokens = usage.get("output_tokens", 0)

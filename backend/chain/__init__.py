@@ -10,8 +10,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from web3 import HTTPProvider, Web3
+
 from eth_utils import is_checksum_address, is_checksum_formatted_address, is_hex_address
+from web3 import HTTPProvider, Web3
 
 HERE = Path(__file__).resolve().parent
 CONTRACTS = ("Token", "EpochAnchor")

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from backend.chain import DEV_MNEMONIC, ONE_DECIMALS, USDC_DECIMALS, Deployment, connect, deploy_anchor, deploy_dev_tokens, token_at
+from eth_account import Account
+
+from backend.chain import (
+    DEV_MNEMONIC,
+    ONE_DECIMALS,
+    USDC_DECIMALS,
+    Deployment,
+    connect,
+    deploy_anchor,
+    deploy_dev_tokens,
+    token_at,
+)
 from backend.config import DEV_CHAIN_ID
 from backend.dev.npm_tools import REPO, npm_tool
-import platform
-from eth_account import Account
 
 DEMO_WALLETS = 3  # dev accounts 2..4; account 0 deploys, account 1 is the treasury
 TREASURY_FLOAT = 1_000_000 * 10**USDC_DECIMALS  # dev USDC the treasury pays Included-lane work from

@@ -24,8 +24,8 @@ from backend.chain import Deployment
 from backend.chain.devchain import DEMO_WALLETS, DevChain, dev_accounts
 from backend.config import local_url, network_env_path
 from backend.dev.npm_tools import REPO, npm_tool
-from backend.protocol.signing import write_private_file
 from backend.dev.web_assets import prepare_assets
+from backend.protocol.signing import write_private_file
 
 
 def bun_path() -> str:

@@ -5,7 +5,6 @@ into assets/ before Reflex builds, so the coordinator serves them from its own o
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from backend.dev.browser_wheel import build_wheel
 from backend.dev.npm_tools import REPO

@@ -11,40 +11,35 @@ settling twice, or again after a crash mid-batch, pays every worker once. One se
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import logging
 import time
 from collections import Counter
 from contextlib import contextmanager
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+import rlp
+from eth_account import Account
 from nacl.signing import SigningKey
-from sqlalchemy import literal
+from sqlalchemy import literal, text
 from sqlmodel import col, select
+from web3.exceptions import TimeExhausted, TransactionNotFound
 
-from backend.chain import address_problem
+from backend.chain import address_problem, anchor_at, connect, token_at
 from backend.config import Settings
 from backend.db import get_engine, session
 from backend.db.models import BondRefund, EpochHead, LedgerEntry, Payout, ReceiptRecord, WorkerRecord
 from backend.money.ledger import CHARGE_KEY_PREFIX
 from backend.protocol import merkle
 from backend.protocol import receipt as rc
-from backend.trust.receipts import rfc3339_now
 from backend.protocol.signing import public_hex, sign_hex
-from eth_account import Account
-from web3.exceptions import TimeExhausted
-from web3.exceptions import TransactionNotFound
-import rlp
-from backend.chain import anchor_at
-from backend.chain import token_at
-from sqlalchemy import text
-from backend.chain import connect
-import asyncio
 from backend.trust.audits import audited_receipts, quarantined_workers, reliability
+from backend.trust.receipts import rfc3339_now
 
 log = logging.getLogger("one.settlement")
 HEAD_VERSION = 1

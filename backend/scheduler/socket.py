@@ -10,10 +10,10 @@ import time
 from fastapi import WebSocket, WebSocketDisconnect
 
 from backend.chain import NO_PAYOUT_ADDRESS, address_problem
-from backend.protocol import frames
-from backend.scheduler import Scheduler, WorkerConnection
 from backend.money.settlement import remember_worker
+from backend.protocol import frames
 from backend.protocol.signing import verify_hex
+from backend.scheduler import Scheduler, WorkerConnection
 
 log = logging.getLogger("one.worker_ws")
 

@@ -17,12 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from backend.money import ledger
 from backend.db import session
 from backend.db.models import ReceiptRecord
+from backend.money import ledger
 from backend.protocol import receipt as rc
 from backend.protocol.signing import public_hex, sign_hex
-
 
 _APPEND_LOCK_ID = 0x4F4E45  # "ONE": one advisory lock guards the log head across replicas
 

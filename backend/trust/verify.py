@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import httpx
+
+from backend.protocol import merkle
 from backend.protocol import receipt as rc
 from backend.protocol.signing import verify_hex
-import httpx
-from backend.protocol import merkle
 
 
 @dataclass

@@ -101,8 +101,14 @@ class TransformersTextEngine:
     # --- one streamed choice -------------------------------------------------------------------
     async def _one_choice(self, prompt, extra, body, cancel, index, constraint, top) -> AsyncIterator[Piece | End]:
         import torch
-        from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
-        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+        from transformers import (
+            LogitsProcessor,
+            LogitsProcessorList,
+            StoppingCriteria,
+            StoppingCriteriaList,
+            TemperatureLogitsWarper,
+            TopPLogitsWarper,
+        )
         from transformers.generation.streamers import BaseStreamer
 
         budget = self.max_context - len(prompt)

@@ -15,14 +15,14 @@ from nacl.signing import SigningKey
 
 from backend.catalog import load_catalog
 from backend.config import Settings
-from backend.serving.inference import Caller, InferenceService
 from backend.money.lanes import Lanes
+from backend.money.settlement import remember_worker
 from backend.protocol import frames
 from backend.protocol import receipt as rc
-from backend.trust.receipts import ReceiptLog
-from backend.scheduler import Scheduler, WorkerConnection
-from backend.money.settlement import remember_worker
 from backend.protocol.signing import public_hex, sign_hex
+from backend.scheduler import Scheduler, WorkerConnection
+from backend.serving.inference import Caller, InferenceService
+from backend.trust.receipts import ReceiptLog
 from tests.adversarial.money import database, money  # noqa: F401  (fixtures: the money routes over HTTP)
 from tests.backend.conftest import ACCOUNT_SECRET, postgres_db, sqlite_db  # noqa: F401  (fixtures)
 

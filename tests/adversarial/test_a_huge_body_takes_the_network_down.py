@@ -17,9 +17,9 @@ from nacl.signing import SigningKey
 from starlette.websockets import WebSocketDisconnect
 
 from backend.api.door import Door
-from backend.serving.inference import Caller, InferenceError
 from backend.protocol import frames
 from backend.protocol.signing import public_hex, sign_hex
+from backend.serving.inference import Caller, InferenceError
 from tests.adversarial.conftest import Peer, make_service
 
 FORTY_MB = 40 * 2**20

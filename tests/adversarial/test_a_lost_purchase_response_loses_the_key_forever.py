@@ -9,10 +9,9 @@ from __future__ import annotations
 from sqlmodel import select
 
 from backend.access import auth
-
-from backend.money import ledger
 from backend.db import session
 from backend.db.models import ApiKey
+from backend.money import ledger
 
 
 def _dedicated_keys(account: str) -> list[ApiKey]:

@@ -18,10 +18,10 @@ import hashlib
 
 from sqlmodel import select
 
-from backend.trust.audits import Auditor
 from backend.db import session
 from backend.db.models import AuditRecord, WorkerRecord
 from backend.serving.inference import Caller
+from backend.trust.audits import Auditor
 from tests.adversarial.conftest import Peer, make_service, run_chat
 
 CLIENT = Caller(account_id="anonymous", lane="included")

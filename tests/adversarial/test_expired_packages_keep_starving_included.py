@@ -11,8 +11,8 @@ import time
 
 from backend.access import auth
 from backend.catalog import Package, Packages
-from backend.serving.inference import Caller, Finished
 from backend.money.lanes import reservations
+from backend.serving.inference import Caller, Finished
 from tests.adversarial.conftest import Peer, make_service, run_chat
 
 INCLUDED = Caller(account_id="anonymous", lane="included")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from web3 import EthereumTesterProvider, Web3
 
-from backend.money import ledger
 from backend.chain import deploy_dev_tokens, token_at
 from backend.config import Settings
+from backend.money import ledger
 from backend.money.lanes import Lanes, chain_holdings
 
 EPOCH_S = 1_000

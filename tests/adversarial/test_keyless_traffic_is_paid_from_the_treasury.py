@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from nacl.signing import SigningKey
 from sqlmodel import select
 
-from backend.money import ledger
 from backend.db import session
 from backend.db.models import LedgerEntry, Payout, ReceiptRecord
-from backend.serving.inference import Caller, Finished
+from backend.money import ledger
 from backend.money.settlement import close_epoch, plan_payouts
+from backend.serving.inference import Caller, Finished
 from tests.adversarial.conftest import Peer, make_service, run_chat
 
 ANONYMOUS = Caller(account_id="anonymous", lane="included")  # what a key-less request runs as

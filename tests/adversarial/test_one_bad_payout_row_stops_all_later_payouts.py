@@ -23,11 +23,11 @@ from backend.chain import deploy_dev_tokens, token_at
 from backend.config import Settings
 from backend.db import session
 from backend.db.models import Payout, WorkerRecord
+from backend.money.settlement import Treasury, failed_payments, pay, remember_worker
 from backend.protocol import frames
+from backend.protocol.signing import public_hex, sign_hex
 from backend.scheduler import Scheduler
 from backend.scheduler.socket import serve_worker
-from backend.money.settlement import Treasury, failed_payments, pay, remember_worker
-from backend.protocol.signing import public_hex, sign_hex
 
 CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # the EIP-55 example address
 USDC = 10**6

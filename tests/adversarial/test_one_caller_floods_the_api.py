@@ -16,13 +16,13 @@ from nacl.signing import SigningKey
 from sqlmodel import select
 
 from backend.access import auth
+from backend.access.limits import RateLimiter
 from backend.api.routes import auth as auth_routes
 from backend.db import session
 from backend.db.models import SiweNonce
-from backend.access.limits import RateLimiter
-from backend.serving.inference import Caller
 from backend.money.settlement import close_epoch, epoch_tree, inclusion_proof
 from backend.protocol import merkle
+from backend.serving.inference import Caller
 from tests.adversarial.conftest import Peer, make_service, run_chat
 
 HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests")

@@ -11,9 +11,9 @@ import threading
 import pytest
 from sqlmodel import func, select
 
-from backend.money import ledger
 from backend.db import session
 from backend.db.models import ApiKey, ConsumedTx, WorkerRecord
+from backend.money import ledger
 
 RACES = 50
 

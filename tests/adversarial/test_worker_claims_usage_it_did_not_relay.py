@@ -11,13 +11,13 @@ import uuid
 
 from sqlmodel import select
 
-from backend.money import ledger
 from backend.db import session
 from backend.db.models import WorkerRecord
-from backend.serving.inference import Caller
+from backend.money import ledger
 from backend.protocol import frames
 from backend.protocol import receipt as rc
 from backend.protocol.signing import sign_hex
+from backend.serving.inference import Caller
 from backend.serving.usage import tokenizer_counter
 from backend.trust.verify import verify_chain
 from tests.adversarial.conftest import Peer, make_service, run_chat

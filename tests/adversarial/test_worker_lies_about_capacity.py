@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.serving.inference import Caller, Finished, InferenceError
 from backend.scheduler import START_SLOTS
+from backend.serving.inference import Caller, Finished, InferenceError
 from tests.adversarial.conftest import Peer, make_service, run_chat
 
 INCLUDED = Caller(account_id="anonymous", lane="included")

@@ -4,8 +4,8 @@ backed by anvil's dev accounts, screenshots under test-output/screenshots, then 
 from __future__ import annotations
 
 import io
-import re
 import json
+import re
 import time
 import uuid
 from pathlib import Path

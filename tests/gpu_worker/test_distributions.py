@@ -5,6 +5,7 @@ package both name is pinned to the same version in both, so a dev venv with both
 from __future__ import annotations
 
 import re
+
 import tomllib
 
 from backend.cli import COMMAND_GROUP

@@ -27,8 +27,7 @@ async def quote_request(q: QuoteBody, rt: RuntimeDep) -> dict[str, Any]:
     model = rt.catalog.get(q.model)
     if model is None:
         raise ApiError(404, f"The model `{q.model}` does not exist.", "model_not_found", param="model")
-    prices = {"billing": model.billing, "rate": model.rate, **({"image_rate": model.image_rate} if model.image_rate else {})}
-    return {"model": model.id, "max_amount": quote(model, q.body, q.task), "unit": "micro-units of the caller's lane", **prices}
+    return {"model": model.id, "max_amount": quote(model, q.body, q.task), "unit": "micro-units of the caller's lane", **model.prices()}
 
 
 @router.get("/packages", response_model=PackageList)

@@ -16,7 +16,15 @@ from backend.api.errors import ApiError
 from backend.api.replies import TextReply, embedding_list, images_response, model_card, reply
 from backend.api.routing import ReplyRouter
 from backend.api.schemas.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, ImageRequest
-from backend.api.schemas.responses import ChatCompletion, ChatCompletionChunk, Completion, EmbeddingList, ImagesResponse, ModelCard, ModelList
+from backend.api.schemas.responses import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    Completion,
+    EmbeddingList,
+    ImagesResponse,
+    ModelCard,
+    ModelList,
+)
 from backend.protocol.body import OpenAIBody
 from backend.runtime import Runtime
 from backend.serving.inference import Caller, Delta, Finished

@@ -13,15 +13,14 @@ import pytest
 from nacl.signing import SigningKey
 
 from backend.access import auth
-
-from backend.money import ledger
 from backend.catalog import load_catalog, load_packages
 from backend.config import Settings
-from backend.serving.inference import InferenceService
+from backend.money import ledger
 from backend.money.lanes import Lanes
-from backend.trust.receipts import ReceiptLog
 from backend.runtime import Runtime
 from backend.scheduler import Scheduler
+from backend.serving.inference import InferenceService
+from backend.trust.receipts import ReceiptLog
 from tests.backend.conftest import ACCOUNT_SECRET
 
 ONE = 10**18  # $ONE base units

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from backend.chain import CONTRACTS, ONE_DECIMALS, USDC_DECIMALS, anchor_at, artifact, compile_contract, deploy_dev_tokens, token_at
+from backend.chain import (
+    CONTRACTS,
+    ONE_DECIMALS,
+    USDC_DECIMALS,
+    anchor_at,
+    artifact,
+    compile_contract,
+    deploy_dev_tokens,
+    token_at,
+)
 from backend.chain.devchain import TREASURY_FLOAT, DevChain, dev_accounts
 from tests.conftest import free_port
 

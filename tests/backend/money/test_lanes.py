@@ -7,20 +7,22 @@ import asyncio
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from nacl.signing import SigningKey
 from web3 import EthereumTesterProvider, Web3
 
-from backend.money import ledger
 from backend.catalog import load_catalog
 from backend.chain import deploy_dev_tokens, token_at
 from backend.config import Settings
-from backend.serving.inference import Caller, Finished, InferenceError, InferenceService
+from backend.money import ledger
 from backend.money.lanes import Lanes, quote
-from backend.trust.receipts import ReceiptLog
 from backend.scheduler import Scheduler
-from tests.backend.scheduler.test_scheduler import Peer
+from backend.serving.inference import Caller, Finished, InferenceError, InferenceService
+from backend.trust.receipts import ReceiptLog
 from tests.backend.conftest import ACCOUNT_SECRET
+from tests.backend.scheduler.test_scheduler import Peer
 
 TIERS = [(100, 50_000), (1_000, 500_000)]
 

@@ -6,11 +6,10 @@ import pytest
 from web3 import EthereumTesterProvider, Web3
 
 from backend.access import auth
-
-from backend.money import ledger
 from backend.catalog import load_packages
 from backend.chain import deploy_dev_tokens, token_at
 from backend.config import Settings
+from backend.money import ledger
 from backend.money.purchases import PurchaseError, purchase, verify_payment
 
 PRO = load_packages(Settings().packages_path).get("pro")

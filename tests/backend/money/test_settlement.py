@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from backend.protocol import merkle
 from backend.money.settlement import tally
+from backend.protocol import merkle
 
 WORKERS = [f"{i:064x}" for i in range(1, 6)]
 ADDRESSES = {w: "0x" + f"{i:040x}" for i, w in enumerate(WORKERS, start=1)}

@@ -14,11 +14,10 @@ import pytest
 from nacl.signing import SigningKey
 
 from backend.config import get_settings
-from backend.trust.receipts import ReceiptLog
 from backend.money.settlement import SettlementBusy, epochs, settle, settlement_lock
-from tests.backend.conftest import signed_fields
+from backend.trust.receipts import ReceiptLog
+from tests.backend.conftest import ACCOUNT_SECRET, signed_fields
 from tests.conftest import REPO
-from tests.backend.conftest import ACCOUNT_SECRET
 
 
 @pytest.fixture(params=["sqlite_db", "postgres_db"])

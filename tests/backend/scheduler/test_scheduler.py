@@ -14,12 +14,12 @@ from nacl.signing import SigningKey
 from backend.catalog import load_catalog
 from backend.config import Settings
 from backend.money.lanes import Lanes
-from backend.serving.inference import Caller, Delta, Finished, InferenceError, InferenceService
 from backend.protocol import frames
 from backend.protocol import receipt as rc
-from backend.trust.receipts import ReceiptLog
-from backend.scheduler import Job, Scheduler, WorkerConnection
 from backend.protocol.signing import public_hex, sign_hex
+from backend.scheduler import Job, Scheduler, WorkerConnection
+from backend.serving.inference import Caller, Delta, Finished, InferenceError, InferenceService
+from backend.trust.receipts import ReceiptLog
 from backend.trust.verify import verify_chain
 from tests.backend.conftest import ACCOUNT_SECRET
 

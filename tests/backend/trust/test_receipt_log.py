@@ -10,8 +10,7 @@ from nacl.signing import SigningKey
 
 from backend.trust.receipts import ReceiptLog
 from backend.trust.verify import verify_chain
-from tests.backend.conftest import signed_fields
-from tests.backend.conftest import ACCOUNT_SECRET
+from tests.backend.conftest import ACCOUNT_SECRET, signed_fields
 
 
 async def _append(log: ReceiptLog, worker: SigningKey, jobs: list[str]) -> list[dict]:
