@@ -8,6 +8,7 @@ from app.pages.operator import OperatorState, operator_page
 from app.pages.verify import VerifyState, verify_page
 from backend.api import create_api
 from backend.money.settlement import settlement_loop
+from backend.money.sla import sla_loop
 from backend.runtime import get_runtime
 
 
@@ -48,5 +49,11 @@ async def agent_loop() -> None:
     await get_runtime().agents.loop()
 
 
+async def sla_credits() -> None:
+    rt = get_runtime()
+    await sla_loop(rt.packages, rt.settings)
+
+
 app.register_lifespan_task(settlement)
 app.register_lifespan_task(agent_loop)
+app.register_lifespan_task(sla_credits)

@@ -32,6 +32,62 @@ app.add_typer(agent_app, name="agent")
 for _command in entry_points(group=COMMAND_GROUP):  # `one worker`, from the worker distribution when installed
     app.add_typer(_command.load(), name=_command.name)
 console = Console()
+cluster_app = typer.Typer(help="A Cluster's dedicated nodes and private models (with its package's key).", no_args_is_help=True,
+                          add_completion=False)  # fmt: skip
+app.add_typer(cluster_app, name="cluster")
+ClusterKey = Annotated[str, typer.Option(help="The Cluster package's API key.", envvar="ONE_API_KEY")]
+CoordinatorUrl = Annotated[str, typer.Option(help="Coordinator base URL.", envvar="ONE_COORDINATOR_URL")]
+
+
+def _cluster_call(method: str, url: str, key: str, path: str = "", **kw) -> dict:
+    import httpx
+
+    reply = httpx.request(method, f"{url}/one/cluster{path}", headers={"authorization": f"Bearer {key}"}, timeout=60, **kw)
+    body = reply.json()
+    if reply.status_code >= 400:
+        console.print(f"[red]{escape(body['error']['message'])}")
+        raise typer.Exit(1)
+    return body
+
+
+def _show_cluster(body: dict) -> None:
+    console.print(f"Cluster [bold]{body['cluster']}[/] (nodes join with: one worker --cluster {body['cluster']})")
+    for node in body["nodes"]:
+        console.print(f"  node {node['worker_id']}  {'online' if node['online'] else 'offline'}")
+    for model in body["models"]:
+        console.print(f"  private model {model['id']}  {model['status']}  {model['billing']} {model['rate']}")
+
+
+@cluster_app.command("show")
+def cluster_show(key: ClusterKey, url: CoordinatorUrl = "http://127.0.0.1:3000") -> None:
+    """The Cluster's nodes and private models."""
+    _show_cluster(_cluster_call("GET", url, key))
+
+
+@cluster_app.command("add-node")
+def cluster_add_node(worker_id: Annotated[str, typer.Argument(help="The worker's public key (printed when `one worker` starts).")],
+                     key: ClusterKey, url: CoordinatorUrl = "http://127.0.0.1:3000") -> None:  # fmt: skip
+    """Consent to a worker as one of the Cluster's nodes."""
+    _show_cluster(_cluster_call("POST", url, key, "/nodes", json={"worker_id": worker_id}))
+
+
+@cluster_app.command("remove-node")
+def cluster_remove_node(worker_id: str, key: ClusterKey, url: CoordinatorUrl = "http://127.0.0.1:3000") -> None:
+    """Withdraw consent: the node is hung up on now and may not join again."""
+    _show_cluster(_cluster_call("DELETE", url, key, f"/nodes/{worker_id}"))
+
+
+@cluster_app.command("add-model")
+def cluster_add_model(
+    model_id: str, key: ClusterKey, url: CoordinatorUrl = "http://127.0.0.1:3000",
+    tasks: Annotated[str, typer.Option(help="Comma-separated: chat,completion,embedding,image,vision.")] = "chat,completion",
+    context: Annotated[int, typer.Option(min=1)] = 4096,
+    billing: str = "per_1k_output_tokens",
+    rate: Annotated[int, typer.Option(min=0, help="Micro-USDC per billing unit, what its nodes earn.")] = 0,
+) -> None:  # fmt: skip
+    """Register a private model (your fine-tune): only this Cluster's keys may call it, only its nodes serve it."""
+    card = _cluster_call("POST", url, key, "/models", json={"id": model_id, "tasks": tasks.split(","), "context": context, "billing": billing, "rate": rate})
+    console.print(f"private model {card['id']}: {card['status']}; serve it on a node with --engine KIND:{card['id']}=TARGET")
 
 
 @app.command()

@@ -18,6 +18,7 @@ from backend.protocol.jobs import MAX_IMAGE_BYTES
 # coordinator read it, so `one settle` beside `make run` sees the same chain. Real environment variables still win.
 NETWORK_ENV = "network.env"
 DEV_CHAIN_ID = 31337  # anvil's (and hardhat's): never a chain that holds real money
+DEV_CATALOG = Path(__file__).resolve().parent / "catalog" / "dev.yaml"  # the tiny CPU models make run serves
 
 
 class UnsafeSettings(RuntimeError):
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     # The model catalog (ids, task families, rates, context limits).
     catalog_path: Path = Path(__file__).resolve().parent / "catalog" / "catalog.yaml"
+    # Catalog files laid over it (same-id entries replaced). Unset: the tiny dev models (catalog/dev.yaml) in dev
+    # mode, nothing in production.
+    catalog_overlays: list[Path] | None = None
     # Dedicated packages (prices in micro-USDC).
     packages_path: Path = Path(__file__).resolve().parent / "catalog" / "packages.yaml"
     # How long a request waits for a free worker slot before a 503.
@@ -69,6 +73,9 @@ class Settings(BaseSettings):
     one_token_address: str = ""
     usdc_token_address: str = ""
     treasury_address: str = ""
+    # The $ONE/USDC pool trading agents read prices from and swap on (backend/chain/contracts/Pool.vy). Empty: the
+    # trading tools say there is none (production may leave it empty).
+    pool_address: str = ""
     confirmations: int = 1
     # Production refuses fewer confirmations than this for purchases and bonds.
     production_min_confirmations: int = 3
@@ -121,11 +128,26 @@ class Settings(BaseSettings):
     # Receipts one /one/verify call may check.
     verify_max_receipts: int = 1000
 
+    # SLAs (backend/money/sla.py): the measuring period, how long after a period ends its credits are judged (jobs
+    # still being recorded by other replicas), and how many closed periods back the judge looks for unjudged ones.
+    sla_period_s: int = 3600
+    sla_grace_s: float = 5.0
+    sla_lookback_periods: int = 48
+
     # Wallet addresses allowed into the operator dashboard (after Sign-In with Ethereum).
     operators: list[str] = []
     # Included lane: epoch length in seconds (a UTC day) and tiers as (min whole $ONE held, micro-credits per epoch).
     included_epoch_s: int = 86400
     included_tiers: list[tuple[int, int]] = [(100, 1_000_000), (1_000, 5_000_000), (10_000, 20_000_000)]
+
+    @property
+    def catalog_files(self) -> tuple[Path, ...]:
+        """The catalog and its overlays, in the order they are laid (`load_catalog(*settings.catalog_files)`)."""
+        if self.catalog_overlays is not None:
+            overlays = self.catalog_overlays
+        else:
+            overlays = [DEV_CATALOG] if self.env == "dev" else []
+        return (self.catalog_path, *overlays)
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,6 +15,7 @@ from backend.chain import connect
 from backend.config import Settings, get_settings
 from backend.db import migrate
 from backend.money.lanes import Lanes, chain_holdings, reservations
+from backend.money.sla import SlaMeter
 from backend.protocol.signing import load_or_create_key, load_or_create_secret, public_hex
 from backend.scheduler import Scheduler
 from backend.serving.inference import InferenceService
@@ -67,13 +68,14 @@ def get_runtime() -> Runtime:
     _log_to_stderr()
     migrate()
     key = load_or_create_key(settings.data_dir / "coordinator.key")
-    catalog = load_catalog(settings.catalog_path)
+    catalog = load_catalog(*settings.catalog_files)
     scheduler = Scheduler(max_attempts=settings.max_dispatch_attempts, max_slots=settings.max_worker_slots, max_job_bytes=settings.max_job_bytes)
     secret = bytes.fromhex(settings.account_secret) if settings.account_secret else load_or_create_secret(settings.data_dir / "account.secret")
     receipts = ReceiptLog(key, secret)
     lanes = Lanes(settings, chain_holdings(settings))
     inference = InferenceService(settings, catalog, scheduler, receipts, lanes)
     inference.auditor = Auditor(settings, scheduler, inference)
+    inference.sla = SlaMeter(settings)
     runtime = Runtime(settings, key, catalog, scheduler, receipts, inference, load_packages(settings.packages_path))
     scheduler.reservations = lambda: reservations(runtime.packages)
     runtime.refresh_reserved()

@@ -23,7 +23,7 @@ from backend.protocol.claims import bond_claim, bond_consent, unbond_request
 from backend.protocol.signing import load_or_create_key, public_hex, sign_hex
 from gpu_worker.client import WorkerClient
 from gpu_worker.engines.embeddings import minilm_path
-from gpu_worker.engines.registry import build_engine, parse_engine_spec
+from gpu_worker.engines.registry import build_engine, complete_from_catalog, parse_engine_spec
 from gpu_worker.settings import worker_settings
 
 console = Console(stderr=True)
@@ -40,8 +40,9 @@ def worker(
     engine: Annotated[
         list[str] | None,
         typer.Option(
-            help="KIND:MODEL_ID=TARGET, repeatable; KIND is transformers, sentence-transformers, diffusers, openai "
-            "(TARGET a base URL) or vllm. Default: the tiny test models."
+            help="KIND:MODEL_ID[=TARGET], repeatable; KIND is transformers, sentence-transformers, diffusers, openai "
+            "(TARGET a base URL) or vllm. Without =TARGET the coordinator's catalog names the repo "
+            "(--engine vllm:chat-large). Default: the tiny test models."
         ),
     ] = None,
     models_dir: Annotated[Path, typer.Option(help="Where the tiny test models live (built if absent).")] = DEFAULT_MODELS_DIR,
@@ -52,6 +53,11 @@ def worker(
     + "0" * 40,
     slots: Annotated[int, typer.Option(min=1, help="Jobs served at once.")] = 1,
     device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1 ...")] = "cpu",
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="Dedicate this node to a Cluster (its account address): it then runs only that Cluster's jobs. "
+                          "The Cluster consents first (`one cluster add-node WORKER_ID`).", envvar="ONE_CLUSTER"),
+    ] = None,
     threads: Annotated[
         int, typer.Option(min=0, help="CPU threads for torch (0: torch's default). Use 1 when several workers share a small box.")
     ] = 0,
@@ -72,11 +78,16 @@ def worker(
     specs = engine or default_engine_specs(models_dir)
     try:
         parsed = [parse_engine_spec(spec) for spec in specs]
+        if any(not spec.target for spec in parsed):
+            parsed = complete_from_catalog(parsed, catalog_cards(coordinator))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--engine") from None
-    engines = {model_id: build_engine(spec, device=device) for spec, (_, model_id, _) in zip(specs, parsed)}
-    client = WorkerClient(coordinator, engines, load_or_create_key(key_file), payout_address, slots=slots)
-    console.print(f"[bold]ONE worker[/] {client.pubkey[:16]}… -> {client.url} serving {', '.join(engines)}")
+    engines = {spec.model_id: build_engine(spec, device=device) for spec in parsed}
+    if cluster is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", cluster):
+        raise typer.BadParameter("a Cluster is named by its account address (0x and 40 hex digits)", param_hint="--cluster")
+    client = WorkerClient(coordinator, engines, load_or_create_key(key_file), payout_address, slots=slots,
+                          cluster=cluster.lower() if cluster else None)  # fmt: skip
+    console.print(f"[bold]ONE worker[/] {client.pubkey} -> {client.url} serving {', '.join(engines)}")
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -142,6 +153,19 @@ def build_models(
     """Build the tiny test models from configs (offline, about a second; skipped where they exist)."""
     for name, path in _tiny_models().build_all(out).items():
         print(f"{name}: {path}")
+
+
+def catalog_cards(coordinator: str) -> list[dict]:
+    """The coordinator's model cards (GET /one/catalog): where an --engine without TARGET finds its repo."""
+    try:
+        reply = httpx.get(f"{coordinator.rstrip('/')}/one/catalog", timeout=30)
+        reply.raise_for_status()
+        models = reply.json()["models"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"cannot read the catalog from {coordinator} to find the model's repo ({exc}); give --engine KIND:MODEL_ID=TARGET") from None
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        raise ValueError(f"{coordinator}/one/catalog did not list models")
+    return models
 
 
 def default_engine_specs(models_dir: Path) -> list[str]:

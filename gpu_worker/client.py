@@ -77,7 +77,8 @@ class WebSocketTransport:
 
 
 class WorkerClient:
-    def __init__(self, coordinator: str, engines: dict[str, Engine], key: SigningKey, payout_address: str, slots: int = 1):
+    def __init__(self, coordinator: str, engines: dict[str, Engine], key: SigningKey, payout_address: str, slots: int = 1,
+                 cluster: str | None = None):  # fmt: skip
         self.url = worker_url(coordinator)
         self.pubkey = public_hex(key)
 
@@ -85,7 +86,7 @@ class WorkerClient:
             return sign_hex(key, message)
 
         identity = Identity(kind="node", pubkey=self.pubkey, payout_address=payout_address, version=__version__, sign=sign,
-                            hardware={"machine": platform.machine(), "system": platform.system()})  # fmt: skip
+                            hardware={"machine": platform.machine(), "system": platform.system()}, cluster=cluster)  # fmt: skip
         self.session = WorkerSession(identity, LocalEngines(engines), slots)
         self._stop = asyncio.Event()
 

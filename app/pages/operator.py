@@ -1,5 +1,5 @@
 """Operator dashboard: live workers (reliability, bond), queue depth per lane, throughput and latency, the
-receipt log's tail, settlement epochs and payouts.
+receipt log's tail, settlement epochs and payouts, and each package's SLA figures and breaches per period.
 
 Operators sign in with Ethereum like everyone else (assets/web/core.js); the session key is handed to
 `authorize` once, checked against ONE_OPERATORS, and not kept: the state holds only the address."""
@@ -28,6 +28,7 @@ class OperatorState(rx.State):
     epochs: list[dict[str, str]] = []
     payouts: list[dict[str, str]] = []
     failed_payments: list[dict[str, str]] = []
+    sla: list[dict[str, str]] = []
     polling: bool = False
 
     @rx.event
@@ -66,7 +67,7 @@ class OperatorState(rx.State):
 
     def _refresh(self):
         rt = get_runtime()
-        self._show(overview(rt.scheduler, rt.inference.completed, rt.receipts, time.time()))
+        self._show(overview(rt.scheduler, rt.inference.completed, rt.receipts, time.time(), packages=rt.packages, settings=rt.settings))
 
     def _show(self, o: Overview) -> None:
         """Overview rows as the table cells show them (cells cut long hex with CSS, not here)."""
@@ -99,6 +100,32 @@ class OperatorState(rx.State):
              "net": str(f["net"]), "status": f["status"], "reason": f["failure"]}
             for f in o.failed_payments
         ]  # fmt: skip
+        self.sla = [
+            {"package": r.package, "period": clock(r.start) + ("" if r.closed else " (open)"), "jobs": str(r.jobs),
+             "failed": str(r.failed),
+             "ttft p50": _against(_ms(r.ttft_p50_ms), _ms(_target(r.targets, "ttft_p50_ms"))),
+             "ttft p99": _against(_ms(r.ttft_p99_ms), _ms(_target(r.targets, "ttft_p99_ms"))),
+             "availability": _against(_pct(r.availability_bps), _pct(_target(r.targets, "availability_bps"))),
+             "breached": ", ".join(r.breached) or "none", "credits": f"{r.credits} ({r.credited} micro-USDC)" if r.credits else "0"}
+            for r in o.sla
+        ]  # fmt: skip
+
+
+def _target(targets: dict | None, name: str) -> int | None:
+    return targets.get(name) if targets else None
+
+
+def _ms(value: int | None) -> str | None:
+    return None if value is None else f"{value} ms"
+
+
+def _pct(bps: int | None) -> str | None:
+    return None if bps is None else f"{bps / 100:.2f}%"
+
+
+def _against(measured: str | None, target: str | None) -> str:
+    """A measured figure beside its target: "412 ms / 500 ms"."""
+    return f"{measured or '–'} / {target}" if target else measured or "–"
 
 
 def _table(rows, columns: list[str], id_: str) -> rx.Component:
@@ -149,6 +176,13 @@ def dashboard() -> rx.Component:
             spacing="4",
             width="100%",
             id="operator-charts",
+        ),
+        rx.heading("SLA per package and period (measured / target)", size="4"),
+        rx.cond(
+            OperatorState.sla.length() > 0,
+            _table(OperatorState.sla, ["package", "period", "jobs", "failed", "ttft p50", "ttft p99", "availability", "breached", "credits"],
+                   "sla-table"),  # fmt: skip
+            rx.text("No Dedicated jobs in the last periods.", color_scheme="gray", id="sla-table"),
         ),
         rx.heading("Receipt log (newest first)", size="4"),
         _table(OperatorState.receipts, ["seq", "ts", "kind", "lane", "model", "charge", "worker", "hash"], "receipts-table"),

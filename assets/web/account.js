@@ -75,7 +75,10 @@ function UsageTable({ usage }) {
 }
 
 async function loadPackages() {
-  return (await api("/one/packages", { key: null })).data;
+  const [packages, sla] = await Promise.all([api("/one/packages", { key: null }), api("/one/sla", { key: null }).catch(() => null)]);
+  const measured = {};
+  for (const entry of sla ? sla.data.packages : []) measured[entry.package] = entry.periods.find((r) => r.closed) || entry.periods[0] || null;
+  return { ...packages.data, measured };
 }
 
 export function Packages() {
@@ -117,12 +120,12 @@ export function Packages() {
       <h2>Dedicated packages</h2>
       <p class="one-muted">Pay once in USDC on chain ${String(info.chain_id)}; get an API key whose requests run ahead of the Included queue on reserved capacity.</p>
       ${d && html`<p class="one-muted" id="dedicated-in-use">${`This browser uses your ${d.package} key.`}</p>`}
-      <div class="one-cards">${info.packages.map((p) => html`<${PackageCard} key=${p.id} pkg=${p} onBuy=${() => buy(p, info)} />`)}</div>
+      <div class="one-cards">${info.packages.map((p) => html`<${PackageCard} key=${p.id} pkg=${p} measured=${info.measured[p.id]} onBuy=${() => buy(p, info)} />`)}</div>
       <div id="purchase"><${Purchase} flow=${flow} /></div>
     </div>`;
 }
 
-function PackageCard({ pkg: p, onBuy }) {
+function PackageCard({ pkg: p, measured, onBuy }) {
   return html`
     <div class="one-card one-package" data-package=${p.id}>
       <h3>${p.name}</h3>
@@ -133,7 +136,29 @@ function PackageCard({ pkg: p, onBuy }) {
         <li>${`priority ${p.priority} (Included runs at 100)`}</li>
         <li>${`valid ${Math.round(p.duration_s / 86400)} days`}</li>
       </ul>
+      ${p.sla && html`<${SlaTargets} sla=${p.sla} price=${p.price} measured=${measured} />`}
       <button class="one-button" data-testid=${`buy-${p.id}`} onClick=${onBuy}>${`Buy ${p.name}`}</button>
+    </div>`;
+}
+
+const percent = (bps) => `${(bps / 100).toFixed(2)}%`;
+
+/** A package's SLA: its targets, and what the last period with jobs measured (closed if there is one) from /one/sla. */
+function SlaTargets({ sla, price, measured: m }) {
+  const targets = [
+    sla.ttft_p50_ms && `first token p50 ≤ ${sla.ttft_p50_ms} ms`,
+    sla.ttft_p99_ms && `p99 ≤ ${sla.ttft_p99_ms} ms`,
+    sla.availability_bps != null && `availability ≥ ${percent(sla.availability_bps)}`,
+  ].filter(Boolean);
+  const credit = (BigInt(price) * BigInt(sla.credit_bps)) / 10000n;
+  return html`
+    <div class="one-sla" data-testid="sla">
+      <p class="one-muted">${`SLA: ${targets.join(", ")}`}</p>
+      <p class="one-muted">${sla.credit_bps ? `a missed period credits ${micro(credit)} USDC to your balance` : "no credit for a missed period"}</p>
+      <p class="one-muted" data-testid="sla-measured">${m
+        ? `${m.closed ? "last period" : "this period"}: ${m.jobs} jobs, p50 ${m.ttft_p50_ms ?? "–"} ms, p99 ${m.ttft_p99_ms ?? "–"} ms, `
+          + `availability ${m.availability_bps == null ? "–" : percent(m.availability_bps)}${m.breached.length ? ` · missed ${m.breached.join(", ")}` : " · met"}`
+        : "not measured yet (no jobs)"}</p>
     </div>`;
 }
 

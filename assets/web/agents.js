@@ -38,6 +38,7 @@ function AgentCard({ agent: a, onChanged }) {
     <div class="one-card" data-agent=${a.name}>
       <h3>${a.name}</h3>
       <p class="one-muted">${`${a.status} · ${a.lane}${a.package ? " / " + a.package : ""} · next run ${nextRun}`}</p>
+      ${a.wallet && html`<p class="one-muted">its wallet (fund it with ETH for gas and the tokens it trades): <span class="one-mono" data-testid="agent-wallet">${a.wallet}</span></p>`}
       <div class="one-row">
         <button class="one-button" onClick=${runNow}>Run now</button>
         <button class="one-button one-secondary" onClick=${pauseOrResume}>${paused ? "Resume" : "Pause"}</button>

@@ -2,7 +2,7 @@
 // Chat holds the state and talks to the API; the components below it only draw what they are given.
 import { marked } from "/vendor/marked.esm.js";
 import DOMPurify from "/vendor/purify.es.mjs";
-import { api, ApiError, activeKey, dedicated, duration, errorText, micro, rateText, readSSE, store, unitName } from "./core.js";
+import { api, ApiError, activeKey, dedicated, duration, errorText, firstOnline, micro, rateText, readSSE, store, unitName } from "./core.js";
 import { html, ReceiptBadge, useEffect, useEvent, useInterval, useMemo, useNow, useRef, useState } from "./ui.js";
 
 export const TIMERS = [["off", 0], ["10 s", 10], ["1 min", 60], ["5 min", 300], ["1 hour", 3600], ["1 day", 86400]];
@@ -143,7 +143,7 @@ export function Chat() {
 
   const conv = convs.list.find((c) => c.id === currentId) || convs.list[0] || null;
   const models = catalog.models;
-  const model = (conv && conv.model) || picked || (models[0] || {}).id || "";
+  const model = (conv && conv.model) || picked || (firstOnline(models) || {}).id || "";
 
   async function loadCatalog() {
     try {

@@ -142,6 +142,11 @@ export function duration(seconds) {
   return `${h}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}`;
 }
 
+/** The model to preselect: the first a worker serves right now (the catalog also lists offline ones). */
+export function firstOnline(models) {
+  return models.find((m) => m.available) || models[0];
+}
+
 export function rateText(model) {
   if (model.billing === "per_image_plus_output_tokens") return `${micro(model.image_rate)} / image read + ${micro(model.rate)} / 1k output tokens`;
   const per = { per_1k_output_tokens: "1k output tokens", per_1k_input_tokens: "1k input tokens", per_image: "image" }[model.billing] || model.billing;

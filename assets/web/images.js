@@ -1,6 +1,6 @@
 // Images: one prompt, a grid of 4–16 candidates generated in parallel (one request per tile, so the
 // scheduler spreads them over every worker serving the model); open or download any of them.
-import { api, errorText, micro, unitName } from "./core.js";
+import { api, errorText, firstOnline, micro, unitName } from "./core.js";
 import { html, ReceiptBadge, useEffect, useLoad, useRef, useState } from "./ui.js";
 
 const COUNTS = [4, 6, 8, 12, 16];
@@ -22,7 +22,7 @@ export function Images() {
   const urls = useRef([]); // object URLs of the shown images, freed when replaced or when the page goes
 
   const models = catalog.data || [];
-  const model = picked || (models[0] || {}).id || "";
+  const model = picked || (firstOnline(models) || {}).id || "";
 
   useEffect(() => () => urls.current.forEach((u) => URL.revokeObjectURL(u)), []);
   useEffect(() => {

@@ -3,12 +3,19 @@
 Schedules live in the database (`agent.next_run_at`), so a restart keeps them. A run calls the agent's
 tools in the order its file lists them: for each, the model writes the tool's arguments (the tool is
 forced with `tool_choice`, through the normal scheduler and lanes), the coordinator runs the tool, and
-the result goes back into the conversation; then the model writes the report. Every inference step and
+the result goes back into the conversation (arguments the file fixes override what the model wrote); then the
+model writes the report. Every inference step and
 every tool call is a receipt whose `parent` is the receipt before it, so a run's whole history is one
 verifiable trail. The budget is the owner's lane balance (402 stops the run), plus `max_spend` per run,
 checked against each step's quote before it is sent: no overdraft. Results go to the webhook only
 (HMAC-signed, retried, through the checked fetch: public addresses only), and only from runs that did some
 work; the database keeps statuses and receipt hashes, never text.
+
+A monitor (`watch:` in its file) keeps one digest per agent, its watched tool's last output digest: a run whose
+result did not change (or, with a text condition, does not match) ends right after that tool as `unchanged` or
+`not_matched` and posts nothing. The first run only records the baseline (`baseline`, nothing posted): there is
+nothing to compare it with. Trading tools (backend/agents/trading.py) spend from the agent's own derived wallet
+under the file's caps; each transaction is a `tool` receipt whose job is its hash.
 
 Deploying is free, so it is where abuse is stopped: the account must be able to pay for a step, a schedule
 may not fire more often than `agent_min_interval_s`, and an account has at most `max_agents_per_account`
@@ -31,6 +38,7 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from backend.access.auth import package_live
+from backend.access.clusters import cluster_of
 from backend.agents import tools as tools_mod
 from backend.agents.spec import AgentSpec, next_run, parse_agent
 from backend.db import session
@@ -74,6 +82,14 @@ class PackageExpired(Exception):
     """The Dedicated package the agent spends has run out: the agent pauses until a new one is bought."""
 
 
+class WatchQuiet(Exception):
+    """A monitor's watched result gives nothing to report: the run ends here with this status and posts nothing."""
+
+    def __init__(self, status: str, why: str | None = None):
+        super().__init__(why or status)
+        self.status, self.why = status, why
+
+
 class RunContext:
     """What a tool sees: settings, and `infer` for tools that need the model (their receipts join the trail)."""
 
@@ -83,6 +99,8 @@ class RunContext:
         self.trail: list[str] = []
         self.tools_called: list[str] = []
         self.spent = 0
+        self.traded = 0  # micro-USDC the agent's wallet spent this run (trading tools)
+        self.job: str | None = None  # a tool that sent a transaction names it here: its receipt's job is the tx hash
 
     @property
     def parent(self) -> str | None:
@@ -96,7 +114,8 @@ class RunContext:
             if self.spent + quote(model, body, "chat") > self.spec.budget.max_spend:
                 raise BudgetExhausted(f"the next step could cost more than what is left of max_spend ({self.spec.budget.max_spend - self.spent})")
         caller = Caller(account_id=self.record.account, lane=self.record.lane, parent=self.parent, metered=True,
-                        priority=priority_of(rt.packages, self.record.package))  # fmt: skip
+                        priority=priority_of(rt.packages, self.record.package), package=self.record.package,
+                        cluster=cluster_of(rt.packages, self.record.account, self.record.package))  # fmt: skip
         for attempt in range(RETRIES):
             try:
                 async for event in rt.inference.run("chat", body, caller):
@@ -117,10 +136,11 @@ class RunContext:
         choice = await self.step({"model": self.spec.model, "messages": messages, "max_tokens": STEP_MAX_TOKENS})
         return choice.get("content") or ""
 
-    async def tool_receipt(self, name: str, arguments: dict[str, Any], result: str) -> None:
-        """The coordinator ran a tool: it signs that as both worker and coordinator (kind "tool", no charge)."""
+    async def tool_receipt(self, name: str, arguments: dict[str, Any], result: str, job: str | None = None, called: bool = True) -> dict[str, Any]:
+        """The coordinator ran a tool (or sent a transaction for one: then `job` is its hash): it signs that as both
+        worker and coordinator (kind "tool", no charge). `called`: a tool of the file, listed in the run's tools."""
         rt = self.runner.runtime
-        job = secrets.token_hex(16)
+        job = job or secrets.token_hex(16)
         request_digest = rc.request_digest({"tool": name, "arguments": arguments}, secrets.token_hex(16))
         output_digest = rc.sha256hex(rc.jcs({"tool": name, "output": result}))
         usage = {"input_tokens": 0, "output_tokens": 0, "images": 0}
@@ -132,7 +152,9 @@ class RunContext:
             worker_id=public_hex(rt.key), worker_sig=sign_hex(rt.key, rc.jcs(statement)), parent=self.parent,
         )  # fmt: skip
         self.trail.append(stored["hash"])
-        self.tools_called.append(name)
+        if called:
+            self.tools_called.append(name)
+        return stored
 
 
 class AgentRunner:
@@ -144,12 +166,13 @@ class AgentRunner:
     # ---- deploying ----
     def validate(self, text: str) -> AgentSpec:
         rt = self.runtime
-        return parse_agent(text, models={m.id for m in rt.catalog.models}, tools=set(tools_mod.REGISTRY),
+        return parse_agent(text, models={m.id for m in rt.catalog.models}, tools=tools_mod.REGISTRY,
                            packages={p.id for p in rt.packages.packages}, min_interval_s=self.settings.agent_min_interval_s)  # fmt: skip
 
-    def deploy(self, text: str, account: str, lane: str, package: str | None) -> tuple[AgentRecord, str | None]:
-        """Store (or replace) an agent for this account; returns it and its webhook secret (shown once, on create).
-        Refusals are InferenceErrors: 400 for the file, 402 when the account cannot pay, 403 over the agent cap."""
+    def deploy(self, text: str, account: str, lane: str, package: str | None) -> tuple[AgentRecord, str | None, list[str]]:
+        """Store (or replace) an agent for this account; returns it, its webhook secret (shown once, on create) and
+        warnings (a model no worker serves right now). Refusals are InferenceErrors: 400 for the file, 402 when the
+        account cannot pay, 403 over the agent cap. A changed file forgets a monitor's baseline."""
         spec = self.validate(text)
         if spec.budget.lane != lane or (spec.budget.package or None) != (package or None):
             raise InferenceError(400, f"the budget ({spec.budget.lane}{' / ' + spec.budget.package if spec.budget.package else ''}) must be the key's lane"
@@ -172,12 +195,23 @@ class AgentRunner:
                 secret = secrets.token_hex(24)
                 record = AgentRecord(id=agent_id_of(account, spec.agent), name=spec.agent, account=account, lane=lane, package=package,
                                      spec=text, webhook_secret=secret, status="active", created_at=now)  # fmt: skip
+            if record.spec != text:
+                record.watch_digest = None
             record.spec, record.lane, record.package = text, lane, package
             record.next_run_at = next_run(spec.trigger.schedule, now) if spec.trigger.schedule else None
             db.add(record)
             db.commit()
             db.refresh(record)
-            return record, secret
+            return record, secret, self.warnings(spec)
+
+    def warnings(self, spec: AgentSpec) -> list[str]:
+        """What will not stop a deploy but may stop its runs."""
+        found = []
+        if not self.runtime.scheduler.advertises(spec.model):
+            found.append(f"no worker serves `{spec.model}` right now: its runs wait for one (up to the queue timeout)")
+        if any(tools_mod.REGISTRY[name].spends for name in spec.tool_names) and not self.settings.pool_address:
+            found.append("this network has no pool (ONE_POOL_ADDRESS): swap and $ONE transfers will be refused")
+        return found
 
     def check_can_pay(self, spec: AgentSpec, account: str, lane: str, package: str | None) -> None:
         """402 unless the account can pay for a step of this agent now: its model on the lane, a live package on the
@@ -257,7 +291,7 @@ class AgentRunner:
                 raise PackageExpired(f"the {record.package} package that pays for this agent has expired; buy one, deploy again, then resume")
             goal = spec.goal or DEFAULT_GOAL.format(name=spec.agent)
             messages: list[dict[str, Any]] = [{"role": "system", "content": goal}, {"role": "user", "content": f"Run {spec.agent} now."}]
-            for name in spec.tools:
+            for index, name in enumerate(spec.tool_names):
                 if run.steps >= spec.budget.max_steps:
                     raise BudgetExhausted(f"max_steps ({spec.budget.max_steps}) reached")
                 tool = tools_mod.REGISTRY[name]
@@ -265,20 +299,27 @@ class AgentRunner:
                                          "tool_choice": {"type": "function", "function": {"name": name}}})  # fmt: skip
                 call = (choice.get("tool_calls") or [{}])[0]
                 try:
-                    arguments = json.loads(call.get("function", {}).get("arguments") or "{}")
+                    written = json.loads(call.get("function", {}).get("arguments") or "{}")
                 except ValueError:
-                    arguments = {}
+                    written = {}
+                arguments = {**(written if isinstance(written, dict) else {}), **spec.fixed_arguments(index)}
+                failed = False
                 try:
                     result = await tool.run(arguments, ctx)
                 except (tools_mod.ToolError, httpx.HTTPError) as exc:
-                    result = f"tool error: {exc}"
-                await ctx.tool_receipt(name, arguments, result)
+                    result, failed = f"tool error: {exc}", True
+                job, ctx.job = ctx.job, None
+                stored = await ctx.tool_receipt(name, arguments, result, job=job)
+                if spec.watch is not None and name == spec.watch.tool:
+                    await self.check_watch(record.id, spec, stored["output_digest"], result, failed)
                 messages += [{"role": "assistant", "content": None, "tool_calls": [{"id": call.get("id") or f"call_{name}", "type": "function",
                                                                                    "function": {"name": name, "arguments": json.dumps(arguments)}}]},
                              {"role": "tool", "tool_call_id": call.get("id") or f"call_{name}", "content": result[: tools_mod.RESULT_CHARS]}]  # fmt: skip
             choice = await ctx.step({"model": spec.model, "messages": messages + [{"role": "user", "content": "Write the report."}], "max_tokens": STEP_MAX_TOKENS})
             report = choice.get("content") or ""
             run.status = "done"
+        except WatchQuiet as exc:
+            run.status, run.error = exc.status, exc.why
         except BudgetExhausted as exc:
             run.status, run.error = "budget_exhausted", str(exc)[:500]
         except PackageExpired as exc:
@@ -288,7 +329,9 @@ class AgentRunner:
             log.exception("agent %s run %s failed", record.name, run_id)
             run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"[:500]
         run.spent, run.receipts, run.tools, run.finished_at = ctx.spent, json.dumps(ctx.trail), json.dumps(ctx.tools_called), time.time()
-        if spec.output is not None and ctx.trail:  # a run that did nothing sends nothing: no free POSTs to anyone
+        run.traded = ctx.traded
+        quiet = spec.watch is not None and run.status != "done"  # a monitor posts only what it found
+        if spec.output is not None and ctx.trail and not quiet:  # a run that did nothing sends nothing: no free POSTs to anyone
             run.delivered = await self.deliver(str(spec.output.webhook), record, run, report)
         with session() as db:
             db.add(run)
@@ -297,11 +340,25 @@ class AgentRunner:
         log.info("agent %s run %s: %s, %d receipts", record.name, run_id, run.status, len(ctx.trail))
         return run
 
+    async def check_watch(self, agent_id: str, spec: AgentSpec, digest: str, result: str, failed: bool) -> None:
+        """Compare the watched result with the last one (by digest) and remember it; raise WatchQuiet unless the run
+        should go on to report (changed, and the text condition holds). A failed fetch changes nothing."""
+        if failed:
+            raise WatchQuiet("failed", f"the watched tool failed: {result.removeprefix('tool error: ')}"[:500])
+        before = await asyncio.to_thread(remember_watch, agent_id, digest)
+        if before is None:
+            raise WatchQuiet("baseline")
+        if before == digest:
+            raise WatchQuiet("unchanged")
+        if not spec.watch.holds(result):
+            raise WatchQuiet("not_matched")
+
     async def deliver(self, url: str, record: AgentRecord, run: AgentRun, report: str) -> bool:
         """POST the results and receipt hashes, signed with the agent's secret, through the checked fetch (the address
         checked again each time: DNS may have changed since deploy); retried with backoff, unless refused."""
         body = json.dumps({"agent": record.name, "run": run.id, "status": run.status, "report": report, "error": run.error,
-                           "receipts": json.loads(run.receipts), "tools": json.loads(run.tools), "spent": run.spent}).encode()  # fmt: skip
+                           "receipts": json.loads(run.receipts), "tools": json.loads(run.tools), "spent": run.spent,
+                           "traded": run.traded}).encode()  # fmt: skip
         headers = {"content-type": "application/json", "x-one-signature": sign_webhook(record.webhook_secret, body)}
         for attempt in range(RETRIES):
             if attempt:
@@ -335,6 +392,16 @@ def claim_due(now: float | None = None, min_interval_s: float = 0.0) -> list[str
                 claimed.append(agent_id)
         db.commit()
         return claimed
+
+
+def remember_watch(agent_id: str, digest: str) -> str | None:
+    """Store a monitor's latest watched digest; returns the one before it (None on the first run)."""
+    with session() as db:
+        record = db.get(AgentRecord, agent_id)
+        before, record.watch_digest = record.watch_digest, digest
+        db.add(record)
+        db.commit()
+        return before
 
 
 def agent_of(account: str, name: str) -> AgentRecord | None:

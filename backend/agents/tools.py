@@ -29,6 +29,8 @@ class Tool:
     description: str
     parameters: dict[str, Any]
     run: Callable[[dict[str, Any], Any], Awaitable[str]]
+    spends: bool = False  # moves money from the agent's wallet: its file must cap what it may spend
+
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI `tools` entry the model sees."""
@@ -38,9 +40,9 @@ class Tool:
 REGISTRY: dict[str, Tool] = {}
 
 
-def tool(name: str, description: str, parameters: dict[str, Any]):
+def tool(name: str, description: str, parameters: dict[str, Any], spends: bool = False):
     def register(fn: Callable[[dict[str, Any], Any], Awaitable[str]]):
-        REGISTRY[name] = Tool(name, description, parameters, fn)
+        REGISTRY[name] = Tool(name, description, parameters, fn, spends)
         return fn
 
     return register
@@ -88,3 +90,6 @@ async def http_get(args: dict[str, Any], ctx: Any) -> str:
     except FetchError as exc:
         raise ToolError(str(exc)) from None
     return body.decode("utf-8", errors="replace")[:4000]
+
+
+from backend.agents import trading  # noqa: E402, F401  (registers the chain tools: wallet_balance, pool_price, swap, transfer)

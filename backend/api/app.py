@@ -24,7 +24,7 @@ def create_api() -> FastAPI:
     @api.websocket(WORKER_PATH)
     async def worker_socket(ws: WebSocket) -> None:
         rt = get_runtime()
-        await serve_worker(ws, rt.scheduler, rt.coordinator_pubkey)
+        await serve_worker(ws, rt.scheduler, rt.coordinator_pubkey, rt.packages)
 
     install_unknown_endpoint(api)
     return api

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from web3 import Web3
 
 from backend.access import auth
+from backend.access.clusters import cluster_of
 from backend.api.door import principal_of
 from backend.api.errors import ApiError
 from backend.money.lanes import priority_of
@@ -48,7 +49,8 @@ async def caller(request: Request, rt: RuntimeDep) -> Caller:
         if principal is None:
             raise ApiError(401, "Invalid or expired API key.", "invalid_api_key")
         priority = priority_of(rt.packages, principal.package)
-        return Caller(account_id=principal.account, lane=principal.lane, parent=parent, metered=True, priority=priority)
+        return Caller(account_id=principal.account, lane=principal.lane, parent=parent, metered=True, priority=priority,
+                      package=principal.package, cluster=cluster_of(rt.packages, principal.account, principal.package))
     if rt.settings.open_access:
         return Caller(account_id="anonymous", lane="included", parent=parent)
     raise ApiError(401, "An API key is required: sign in with Ethereum or buy a package.", "missing_api_key")

@@ -44,10 +44,12 @@ def reply(model: BaseModel, status: int = 200, headers: dict[str, str] | None = 
 
 
 def model_card(model: CatalogModel, scheduler: Scheduler) -> ModelCard:
-    """A catalog model as /v1/models and /one/catalog list it, with its live availability."""
+    """A catalog model as /v1/models and /one/catalog list it, with its live availability (for a Cluster's private
+    model: while one of its nodes serves it)."""
     return ModelCard(
         id=model.id, object="model", created=0, owned_by="one-network", name=model.name, tasks=model.tasks, context_length=model.context,
-        **model.prices(), lanes=model.lanes, available=scheduler.advertises(model.id), free_slots=scheduler.free_slots(model.id),
+        **model.prices(), lanes=model.lanes, available=(online := scheduler.advertises(model.id, model.owner, nodes_only=model.owner is not None)), status="online" if online else "offline",
+        free_slots=scheduler.free_slots(model.id), serve=model.serve.model_dump() if model.serve else None, private=model.owner is not None,
     )  # fmt: skip
 
 
@@ -120,11 +122,11 @@ def _sse(payload: dict[str, Any]) -> str:
     return "data: " + json.dumps(payload, separators=(",", ":")) + "\n\n"
 
 
-def embedding_list(finished: Finished, model: str, encoding: str) -> EmbeddingList:
+def embedding_list(finished: Finished, encoding: str) -> EmbeddingList:
     data = [Embedding(object="embedding", index=item["index"], embedding=_encode_vector(item["embedding"], encoding))
             for item in finished.output.ordered_items()]  # fmt: skip
     tokens = finished.usage["input_tokens"]
-    return EmbeddingList(object="list", data=data, model=model, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+    return EmbeddingList(object="list", data=data, model=finished.model, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
                          receipt=finished.receipt, request_salt=finished.request_salt)  # fmt: skip
 
 

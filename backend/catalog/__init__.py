@@ -6,9 +6,20 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 BILLING_UNITS = ("per_1k_output_tokens", "per_image_plus_output_tokens", "per_image", "per_1k_input_tokens")
+# The node worker's engine kinds (gpu_worker/engines/registry.py) a catalog entry may name in `serve`.
+ENGINES = ("vllm", "transformers", "sentence-transformers", "diffusers", "openai")
+
+
+class Serve(BaseModel):
+    """How a node worker runs a model: `one worker --engine vllm:chat-large` needs nothing more than this."""
+
+    model_config = ConfigDict(extra="forbid")
+    engine: str = Field(pattern="^(" + "|".join(ENGINES) + ")$")
+    repo: str = Field(min_length=1, description="the model repo (Hugging Face id) or path the engine loads")
+    args: list[str] = Field(default_factory=list, description="extra engine arguments (vllm serve flags)")
 
 
 class CatalogModel(BaseModel):
@@ -23,6 +34,8 @@ class CatalogModel(BaseModel):
     # Where the coordinator gets the model's tokenizer to count relayed tokens (backend/serving/usage.py):
     # builtin:tiny, package:<module>/<file>, file:<path> or hf:<repo>. None: count UTF-8 bytes.
     tokenizer: str | None = None
+    serve: Serve | None = None
+    owner: str | None = Field(None, description="a Cluster's private model: its account; only its nodes serve it")
 
     @model_validator(mode="after")
     def _images_are_priced(self) -> CatalogModel:
@@ -58,8 +71,23 @@ class Catalog(BaseModel):
 
 
 @lru_cache
-def load_catalog(path: Path) -> Catalog:
-    return Catalog.model_validate(yaml.safe_load(Path(path).read_text()))
+def load_catalog(path: Path, *overlays: Path) -> Catalog:
+    """The catalog file, then each overlay on top (an overlay entry replaces the entry of the same id)."""
+    models: dict[str, CatalogModel] = {}
+    for source in (path, *overlays):
+        for model in Catalog.model_validate(yaml.safe_load(Path(source).read_text())).models:
+            models[model.id] = model
+    return Catalog(models=list(models.values()))
+
+
+class SlaTargets(BaseModel):
+    """What a package promises, measured per period by backend/money/sla.py (integers: ms and basis points)."""
+
+    ttft_p50_ms: int | None = Field(None, gt=0, description="median time to first token, queue wait included")
+    ttft_p99_ms: int | None = Field(None, gt=0, description="99th percentile time to first token")
+    availability_bps: int | None = Field(None, ge=0, le=10_000, description="served / (served + the network's failures)")
+    credit_bps: int = Field(0, ge=0, le=10_000, description="share of the price credited to a holder per breached period")
+    concurrency: int | None = Field(None, ge=1, description="a holder's jobs in flight the targets cover (default: reserved, >= 1)")
 
 
 class Package(BaseModel):
@@ -73,6 +101,9 @@ class Package(BaseModel):
     priority: int = Field(ge=0, description="lower runs first; the Included lane is 100")
     balance: int = Field(ge=0, description="micro-USDC of usage included")
     models: list[str] | None = Field(None, description="models its reserved slots are kept on (None: every model)")
+    nodes: bool = Field(False, description="Cluster: its holders get dedicated nodes (workers that opt in with their consent) "
+                        "and may register private models")
+    sla: SlaTargets | None = Field(None, description="targets measured per period; a breach may credit the holder")
 
 
 class Packages(BaseModel):

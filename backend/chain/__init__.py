@@ -1,7 +1,8 @@
-"""The chain side: the test ERC-20s ($ONE and USDC, one Vyper contract), deployment, and the dev chain.
+"""The chain side: the test ERC-20s ($ONE and USDC, one Vyper contract), the epoch anchor, the $ONE/USDC pool
+trading agents use, deployment, and the dev chain.
 
-The compiled artifact is committed (`artifacts/Token.json`) so the coordinator never needs the Vyper
-compiler at run time; a test recompiles the source and compares byte for byte.
+The compiled artifacts are committed (`artifacts/<name>.json`) so the coordinator never needs the Vyper
+compiler at run time; a test recompiles the sources and compares byte for byte.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from eth_utils import is_checksum_address, is_checksum_formatted_address, is_hex
 from web3 import HTTPProvider, Web3
 
 HERE = Path(__file__).resolve().parent
-CONTRACTS = ("Token", "EpochAnchor")
+CONTRACTS = ("Token", "EpochAnchor", "Pool")
 
 ONE_DECIMALS = 18
 USDC_DECIMALS = 6
@@ -48,6 +49,24 @@ def deploy_anchor(w3, owner: str):
 
 def anchor_at(w3, address: str):
     return w3.eth.contract(address=w3.to_checksum_address(address), abi=artifact("EpochAnchor")["abi"])
+
+
+def deploy_pool(w3, deployer: str, one_token: str, usdc_token: str, fee_bps: int):
+    """The $ONE/USDC constant-product pool (owned by `deployer`, who seeds it with add_liquidity)."""
+    spec = artifact("Pool")
+    factory = w3.eth.contract(abi=spec["abi"], bytecode=spec["bytecode"])
+    receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(one_token, usdc_token, fee_bps).transact({"from": deployer}))
+    return w3.eth.contract(address=receipt["contractAddress"], abi=spec["abi"])
+
+
+def pool_at(w3, address: str):
+    return w3.eth.contract(address=w3.to_checksum_address(address), abi=artifact("Pool")["abi"])
+
+
+def pool_amount_out(amount_in: int, reserve_in: int, reserve_out: int, fee_bps: int) -> int:
+    """What Pool.vy's swap pays out (x * y = k, the fee taken from the amount in), in the same integer math."""
+    with_fee = amount_in * (10_000 - fee_bps)
+    return with_fee * reserve_out // (reserve_in * 10_000 + with_fee)
 
 
 def deploy_token(w3, deployer: str, name: str, symbol: str, decimals: int):
@@ -98,6 +117,7 @@ class Deployment:
     deployer: str
     demo_wallets: list[str] = field(default_factory=list)
     anchor: str = ""  # EpochAnchor (settlement epochs' Merkle roots)
+    pool: str = ""  # the $ONE/USDC Pool trading agents swap on
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))

@@ -19,6 +19,7 @@ from backend.chain import (
     connect,
     deploy_anchor,
     deploy_dev_tokens,
+    deploy_pool,
     token_at,
 )
 from backend.config import DEV_CHAIN_ID
@@ -29,6 +30,10 @@ TREASURY_FLOAT = 1_000_000 * 10**USDC_DECIMALS  # dev USDC the treasury pays Inc
 # A fresh dev chain's history starts this far back: the demo wallets are funded then, so they held their $ONE
 # when today's Included epoch began (allotments read balances at the epoch's start, backend/money/lanes.py).
 BACKDATE_S = 7 * 86400
+# The dev pool's seed liquidity: 1,000,000 $ONE against 500,000 USDC (0.5 USDC a $ONE), 0.3% fee.
+POOL_ONE = 1_000_000 * 10**ONE_DECIMALS
+POOL_USDC = 500_000 * 10**USDC_DECIMALS
+POOL_FEE_BPS = 30
 
 
 def anvil_path() -> str:
@@ -43,6 +48,17 @@ def dev_accounts(count: int) -> list:
 
     Account.enable_unaudited_hdwallet_features()
     return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)]
+
+
+def seed_pool(w3, deployment: Deployment):
+    """Deploy the $ONE/USDC pool and seed it with freshly minted liquidity from the deployer (its owner)."""
+    one, usdc = token_at(w3, deployment.one_token), token_at(w3, deployment.usdc_token)
+    pool = deploy_pool(w3, deployment.deployer, deployment.one_token, deployment.usdc_token, POOL_FEE_BPS)
+    for token, amount in ((one, POOL_ONE), (usdc, POOL_USDC)):
+        w3.eth.wait_for_transaction_receipt(token.functions.mint(deployment.deployer, amount).transact({"from": deployment.deployer}))
+        w3.eth.wait_for_transaction_receipt(token.functions.approve(pool.address, amount).transact({"from": deployment.deployer}))
+    w3.eth.wait_for_transaction_receipt(pool.functions.add_liquidity(POOL_ONE, POOL_USDC).transact({"from": deployment.deployer}))
+    return pool
 
 
 @dataclass
@@ -96,7 +112,8 @@ class DevChain:
 
     def ensure_deployed(self, holders: dict[str, int] | None = None) -> Deployment:
         """Reuse the deployment when its contracts are on chain, else deploy the tokens and fund demo wallets;
-        add the EpochAnchor (owned by the treasury, which anchors and pays) and the treasury's USDC float.
+        add the EpochAnchor (owned by the treasury, which anchors and pays) and the treasury's USDC float, and the
+        $ONE/USDC pool with its seed liquidity (each also added to an existing chain that lacks it).
         `holders` (address -> whole $ONE) are minted while a fresh chain is still backdated, so they held
         their $ONE when today's Included epoch began (tests use it for wallets of a chosen tier)."""
         w3 = self.web3()
@@ -115,6 +132,8 @@ class DevChain:
             deployment.anchor = deploy_anchor(w3, deployment.treasury).address
             usdc = token_at(w3, deployment.usdc_token)
             w3.eth.wait_for_transaction_receipt(usdc.functions.mint(deployment.treasury, TREASURY_FLOAT).transact({"from": deployment.deployer}))
+        if not deployment.pool or not w3.eth.get_code(deployment.pool):
+            deployment.pool = seed_pool(w3, deployment).address
         deployment.save(self.deployment_file)
         backdated = w3.eth.get_block("latest")["timestamp"] < time.time() - 60
         if backdated and holders:

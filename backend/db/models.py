@@ -198,6 +198,7 @@ class AgentRecord(SQLModel, table=True):
     status: str = Field(max_length=16, description="active | paused")
     next_run_at: float | None = None
     created_at: float
+    watch_digest: str | None = Field(default=None, max_length=64, description="a monitor's last watched result: its tool receipt's output_digest")
 
 
 class AgentRun(SQLModel, table=True):
@@ -208,12 +209,81 @@ class AgentRun(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=32)
     agent: str = Field(index=True, max_length=140)
     trigger: str = Field(max_length=16)
-    status: str = Field(max_length=24, description="running | done | failed | budget_exhausted")
+    status: str = Field(max_length=24, description="running | done | failed | budget_exhausted | baseline | unchanged | not_matched")
     steps: int = 0
     spent: int = Field(default=0, sa_type=BigInteger)
+    traded: int = Field(default=0, sa_type=BigInteger, description="micro-USDC its trades from the agent's wallet were worth")
     receipts: str = Field(default="[]", description="JSON list of receipt hashes, in order (each the parent of the next)")
     tools: str = Field(default="[]", description="JSON list of the tools called")
     delivered: bool = False
     error: str | None = Field(default=None, max_length=500)
     started_at: float
     finished_at: float | None = None
+
+
+class AgentSpend(SQLModel, table=True):
+    """What an agent's own wallet spent on one UTC day, in micro-USDC, against its file's `wallet.max_per_day`.
+
+    Trades reserve their value here with one compare-and-set before anything is signed (and give it back when
+    nothing moved), so concurrent runs cannot both fit under the cap."""
+
+    __tablename__ = "agent_spend"
+
+    agent: str = Field(primary_key=True, max_length=140)
+    day: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False}, description="unix time // 86400")
+    spent: int = Field(default=0, sa_type=BigInteger)
+
+
+class SlaJob(SQLModel, table=True):
+    """One Dedicated job's outcome and timing, for its package's SLA (no content: times and an error code).
+
+    `period` is the SLA period the job ended in (its end time // ONE_SLA_PERIOD_S), so a closed period gets no
+    new rows. Failed jobs count only when the network was at fault (backend/money/sla.py)."""
+
+    __tablename__ = "sla_job"
+
+    id: int | None = Field(default=None, primary_key=True)
+    period: int = Field(index=True)
+    package: str = Field(index=True, max_length=32)
+    account: str = Field(index=True, max_length=64)
+    submitted_at: float = Field(description="unix time the job was queued")
+    ended_at: float = Field(description="unix time it was served or failed")
+    ttft_ms: int | None = Field(default=None, description="submit to first delta, queue wait included (served jobs)")
+    served: bool
+    code: str | None = Field(default=None, max_length=40, description="the failure's error code (failed jobs)")
+
+
+class SlaCredit(SQLModel, table=True):
+    """A breached period credited to one account, written in the same transaction as its ledger credit: the primary
+    key makes the credit once per (period, account) across replicas and restarts."""
+
+    __tablename__ = "sla_credit"
+
+    period: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    account: str = Field(primary_key=True, max_length=64)
+    package: str = Field(index=True, max_length=32)
+    breached: str = Field(max_length=80, description="comma-separated targets missed: ttft_p50, ttft_p99, availability")
+    jobs: int
+    amount: int = Field(sa_type=BigInteger, description="micro-USDC credited")
+    at: float
+
+
+class ClusterNode(SQLModel, table=True):
+    """A worker a Cluster consented to as one of its dedicated nodes (a worker serves at most one Cluster)."""
+
+    __tablename__ = "cluster_node"
+
+    worker_id: str = Field(primary_key=True, max_length=64)
+    cluster: str = Field(index=True, max_length=64, description="the Cluster's account")
+    added_at: float
+
+
+class PrivateModel(SQLModel, table=True):
+    """A Cluster's own model id (its fine-tune, served by its nodes): only that Cluster's keys may call it."""
+
+    __tablename__ = "private_model"
+
+    id: str = Field(primary_key=True, max_length=64)
+    cluster: str = Field(index=True, max_length=64)
+    card: str = Field(description="JSON of its catalog entry (tasks, billing, rate, context)")
+    created_at: float

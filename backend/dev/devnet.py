@@ -82,6 +82,7 @@ class Devnet:
             "ONE_USDC_TOKEN_ADDRESS": deployment.usdc_token,
             "ONE_TREASURY_ADDRESS": deployment.treasury,
             "ONE_ANCHOR_ADDRESS": deployment.anchor,
+            "ONE_POOL_ADDRESS": deployment.pool,
             "ONE_TREASURY_KEY_FILE": str(treasury_key_file),
             # anvil unlocks its dev accounts: the demo wallets back the web app's dev wallet, the deployer operates.
             "ONE_DEV_WALLETS": json.dumps([a.address for a in dev_accounts(2 + DEMO_WALLETS)[2:]]),

@@ -1,19 +1,23 @@
 """The operator dashboard's data, as typed rows from the services that own it: the scheduler's live workers
 (with their bond), queue depth per lane, throughput and p50 latency per time bucket, the receipt log's tail,
-epochs, payouts and payments that failed. Pages render these; they never query tables themselves."""
+epochs, payouts and payments that failed, and each package's SLA figures per period. Pages render these; they
+never query tables themselves."""
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from sqlmodel import select
 
 from backend.access import auth
+from backend.catalog import Packages
+from backend.config import Settings
 from backend.db import session
 from backend.db.models import WorkerRecord
+from backend.money import sla
 from backend.money.settlement import epochs, failed_payments, payouts
 from backend.scheduler import Scheduler
 from backend.serving.inference import Completed
@@ -45,6 +49,24 @@ class LoadPoint:
 
 
 @dataclass(frozen=True)
+class SlaRow:
+    """One package's figures for one SLA period, beside its targets."""
+
+    package: str
+    start: float  # unix seconds
+    closed: bool
+    jobs: int
+    failed: int
+    ttft_p50_ms: int | None
+    ttft_p99_ms: int | None
+    availability_bps: int | None
+    targets: dict | None  # the package's SlaTargets as a dict
+    breached: list[str]
+    credits: int
+    credited: int  # micro-USDC
+
+
+@dataclass(frozen=True)
 class Overview:
     workers: list[WorkerRow]
     queue_depth: dict[str, int]  # lane -> jobs waiting
@@ -54,6 +76,7 @@ class Overview:
     epochs: list[dict]
     payouts: list[dict]
     failed_payments: list[dict]
+    sla: list[SlaRow] = field(default_factory=list)  # newest period first, per package
 
 
 class NotAnOperator(Exception):
@@ -70,7 +93,8 @@ def authorize_operator(key: str, operators: list[str]) -> str:
     return principal.account
 
 
-def overview(scheduler: Scheduler, completed: Iterable[Completed], log: ReceiptLog, now: float, receipts: int = 15, rows: int = 20) -> Overview:
+def overview(scheduler: Scheduler, completed: Iterable[Completed], log: ReceiptLog, now: float, receipts: int = 15, rows: int = 20,
+             packages: Packages | None = None, settings: Settings | None = None) -> Overview:  # fmt: skip
     with session() as db:
         bonds = {r.id: r.bond for r in db.exec(select(WorkerRecord)).all()}
     workers = [
@@ -89,7 +113,18 @@ def overview(scheduler: Scheduler, completed: Iterable[Completed], log: ReceiptL
         epochs=epochs(10),
         payouts=payouts(limit=rows),
         failed_payments=failed_payments(limit=rows),
+        sla=sla_rows(packages, settings, now) if packages is not None and settings is not None else [],
     )
+
+
+def sla_rows(packages: Packages, settings: Settings, now: float, periods: int = 6) -> list[SlaRow]:
+    """The last `periods` SLA periods of every package that had jobs in them, newest first."""
+    return sorted(
+        (SlaRow(e.package.id, r.start, r.closed, r.figures.jobs, r.figures.failed, r.figures.ttft_p50_ms, r.figures.ttft_p99_ms,
+                r.figures.availability_bps, e.package.sla.model_dump() if e.package.sla else None, r.breached, r.credits, r.credited)
+         for e in sla.report(packages, settings, now, periods) for r in e.periods),
+        key=lambda row: (-row.start, row.package),
+    )  # fmt: skip
 
 
 def load_series(completed: Iterable[Completed], now: float) -> list[LoadPoint]:

@@ -7,6 +7,7 @@ needs. Stdlib only: the browser worker imports this module inside Pyodide.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypedDict
 
 PROTOCOL_VERSION = 1
@@ -102,6 +103,9 @@ def _check_hello(frame: dict[str, Any]) -> None:
         raise ProtocolError(f"hello.kind must be one of {WORKER_KINDS}")
     if frame["slots"] < 1:
         raise ProtocolError("hello.slots must be >= 1")
+    cluster = frame.get("cluster")
+    if cluster is not None and not (isinstance(cluster, str) and re.fullmatch(r"0x[0-9a-f]{40}", cluster)):
+        raise ProtocolError("hello.cluster must be the Cluster's account address (0x and 40 lowercase hex digits)")
     for model in frame["models"]:
         if not isinstance(model, dict) or not isinstance(model.get("id"), str):
             raise ProtocolError("hello.models entries need a string 'id'")
@@ -126,7 +130,10 @@ def hello(
     hardware: dict[str, Any],
     version: str,
     sig: str,
+    cluster: str | None = None,
 ) -> dict[str, Any]:
+    """`cluster`: the Cluster (its account address) this node is dedicated to; the coordinator admits it only with
+    that Cluster's consent, and then routes only that Cluster's jobs to it."""
     return {
         "type": "hello",
         "protocol": PROTOCOL_VERSION,
@@ -138,6 +145,7 @@ def hello(
         "hardware": hardware,
         "version": version,
         "sig": sig,
+        **({"cluster": cluster} if cluster else {}),
     }
 
 

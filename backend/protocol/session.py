@@ -52,6 +52,7 @@ class Identity:
     version: str
     sign: Callable[[bytes], Awaitable[str]]  # Ed25519 signature (hex) of the bytes, by the key of `pubkey`
     hardware: dict[str, Any] = field(default_factory=dict)
+    cluster: str | None = None  # the Cluster this node is dedicated to (it consents on the coordinator first)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class WorkerSession:
         me = self.identity
         await send(frames.hello(kind=me.kind, pubkey=me.pubkey, payout_address=me.payout_address, models=self.engine.models,
                                 slots=self.slots, hardware=me.hardware, version=me.version,
-                                sig=await me.sign(bytes.fromhex(challenge["nonce"]))))  # fmt: skip
+                                sig=await me.sign(bytes.fromhex(challenge["nonce"])), cluster=me.cluster))  # fmt: skip
         answer = await self._next_frame(transport)
         if answer["type"] == "refused":
             raise Refused(answer["reason"])

@@ -1,6 +1,8 @@
 """In-process scheduler: the worker registry, a priority queue of jobs, matching and failover.
 
-A job waits in the queue until a worker advertising its model has a free slot. Events from the
+A job waits in the queue until a worker advertising its model has a free slot. A worker that joined a Cluster
+(dedicated nodes) runs that Cluster's jobs only, and the Cluster's jobs go to its own nodes first; a caller's
+routing preferences (`Steering`) narrow and order the workers a job may go to. Events from the
 worker (delta, done, error) reach the caller through the job's own asyncio queue. A worker that
 goes away before a job's first delta gets that job re-dispatched to another worker; after the first
 delta the caller gets an error (the caller must then not charge and not write a receipt).
@@ -12,6 +14,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -28,6 +31,25 @@ RESERVATION_RECHECK_S = 30.0
 # Worker error codes that blame the request itself (the caller gets them as 400s). They cost the worker
 # nothing, unless another worker then completes the same job: then the error was a lie.
 CLIENT_FAULT_CODES = frozenset({"context_length_exceeded", "invalid_request"})
+
+
+SORTS = ("latency", "reliability", "price")
+
+
+@dataclass(frozen=True)
+class Steering:
+    """A caller's routing preferences (the request's `route` field): which workers may run its job, and which first.
+    `price` orders the models tried (one model costs the same on every worker), so it leaves worker order alone."""
+
+    sort: str | None = None
+    min_reliability: float = 0.0
+    allow_browser: bool = True
+
+    def admits(self, worker: "WorkerConnection") -> bool:
+        return worker.reliability >= self.min_reliability and (self.allow_browser or worker.kind != "browser")
+
+
+ANY_WORKER = Steering()
 
 
 @dataclass(eq=False)
@@ -49,6 +71,9 @@ class Job:
     pin: str | None = None  # only this worker may run it (an audit's drawn auditor)
     refused_by: list["WorkerConnection"] = field(default_factory=list)  # workers that blamed the request
     streamed: int = 0  # frame bytes its worker has streamed for it (capped: Scheduler.max_job_bytes)
+    cluster: str | None = None  # the caller's Cluster (its account): its nodes run this job first
+    nodes_only: bool = False  # a Cluster's private model: only its own nodes may run it, whatever others advertise
+    steering: Steering = ANY_WORKER
     dispatched_at: float = 0.0
     enqueued_at: float = field(default_factory=time.monotonic)
 
@@ -74,6 +99,14 @@ class WorkerConnection:
     connected_at: float = field(default_factory=time.time)
     reliability: float = 1.0  # from audits and completions (backend.trust.audits); weighs routing
     claimed_slots: int = 0  # what the hello claimed (capped); `slots` is what the worker has proven so far
+    cluster: str | None = None  # the Cluster this node is dedicated to (with its consent): it runs no one else's jobs
+    close: Callable[[], Awaitable[None]] | None = None  # hang up its socket (a Cluster removed the node)
+
+    def may_run(self, cluster: str | None, steering: Steering = ANY_WORKER, nodes_only: bool = False) -> bool:
+        """A Cluster's node runs only that Cluster's jobs (and, `nodes_only`, a Cluster's job runs only on its nodes);
+        everyone's workers must meet the caller's preferences."""
+        mine = self.cluster == cluster if nodes_only else self.cluster is None or self.cluster == cluster
+        return mine and steering.admits(self)
 
     @property
     def free_slots(self) -> int:
@@ -102,7 +135,23 @@ class WorkerConnection:
             "latency_ewma_ms": round(self.latency_ewma_s * 1000, 1),
             "reliability": round(self.reliability, 3),
             "version": self.version,
+            "cluster": self.cluster,
         }
+
+
+def _rank(worker: WorkerConnection, job: Job) -> tuple:
+    """Lower ranks first. A Cluster's own nodes before public workers; then the caller's sort, if any (latency: time
+    to first delta, unknown latency last; reliability: audited reliability); then the least loaded relative to its
+    weight (a worker at half weight looks twice as loaded), the more reliable (in steps of 5%), the less used, the
+    faster."""
+    own = 0 if job.cluster is not None and worker.cluster == job.cluster else 1
+    load = (len(worker.jobs) + 1) / (worker.slots * worker.weight)
+    balanced = (load, -round(worker.reliability * 20), worker.served + len(worker.jobs), worker.latency_ewma_s)
+    if job.steering.sort == "latency":
+        return (own, worker.latency_ewma_s if worker.served else math.inf, *balanced)
+    if job.steering.sort == "reliability":
+        return (own, -worker.reliability, *balanced)
+    return (own, *balanced)
 
 
 class NoCapacity(Exception):
@@ -133,13 +182,15 @@ class Scheduler:
     def routable(self) -> list[WorkerConnection]:
         return [w for w in self.workers.values() if w.worker_id not in self.quarantined]
 
-    def advertises(self, model: str) -> bool:
-        return any(model in w.models for w in self.routable())
+    def advertises(self, model: str, cluster: str | None = None, steering: Steering = ANY_WORKER, nodes_only: bool = False) -> bool:
+        """Whether some worker that may run this caller's job serves `model` (without `cluster`: a public worker)."""
+        return any(model in w.models and w.may_run(cluster, steering, nodes_only) for w in self.routable())
 
     def free_slots(self, model: str) -> int:
-        """Free capacity for `model`, each worker's free slots weighed by its job health: slots of a worker that
-        drops its jobs are not capacity, so they cannot make room for Included jobs in Dedicated reservations."""
-        return round(sum(max(w.free_slots, 0) * w.health for w in self.routable() if model in w.models))
+        """Free public capacity for `model`, each worker's free slots weighed by its job health: slots of a worker that
+        drops its jobs are not capacity, so they cannot make room for Included jobs in Dedicated reservations.
+        Cluster nodes are not public capacity."""
+        return round(sum(max(w.free_slots, 0) * w.health for w in self.routable() if model in w.models and w.cluster is None))
 
     def reserved_for(self, model: str) -> int:
         self._refresh_if_stale()
@@ -163,6 +214,15 @@ class Scheduler:
         """Called about once a second while jobs wait: reservations that ran out free their slots without an event."""
         if self._refresh_if_stale():
             self._pump()
+
+    async def evict(self, worker_id: str, reason: str) -> None:
+        """Hang up on a connected worker (its Cluster withdrew consent): its jobs fail over, it must reconnect."""
+        conn = self.workers.get(worker_id)
+        if conn is None:
+            return
+        await self.unregister(conn, reason=reason)
+        if conn.close is not None:  # not awaited: a close waits for the peer's answer to the closing handshake
+            asyncio.get_running_loop().create_task(_quietly(conn.close()))
 
     def quarantine(self, worker_id: str) -> None:
         self.quarantined.add(worker_id)
@@ -209,7 +269,8 @@ class Scheduler:
         if job.started or len(job.tried) >= self.max_attempts or job.pin is not None:
             return False
         return not after_error or any(
-            job.model in w.models and w.worker_id not in job.tried and w.worker_id not in job.exclude for w in self.routable()
+            job.model in w.models and w.worker_id not in job.tried and w.worker_id not in job.exclude and w.may_run(job.cluster, job.steering, job.nodes_only)
+            for w in self.routable()
         )
 
     @staticmethod
@@ -246,17 +307,14 @@ class Scheduler:
 
     def _pick(self, job: Job) -> WorkerConnection | None:
         candidates = [w for w in self.routable() if job.model in w.models and w.free_slots > 0 and w.worker_id not in job.exclude
-                      and (job.pin is None or w.worker_id == job.pin)]  # fmt: skip
+                      and (job.pin is None or w.worker_id == job.pin) and w.may_run(job.cluster, job.steering, job.nodes_only)]  # fmt: skip
         if job.priority >= PRIORITY_INCLUDED and (reserved := self.reserved_for(job.model)) and self.free_slots(job.model) <= reserved:
             return None  # the last free slots are kept for Dedicated packages
         fresh = [w for w in candidates if w.worker_id not in job.tried]
         pool = fresh or candidates
         if not pool:
             return None
-        # Least loaded relative to its weight first (a worker at half weight looks twice as loaded), then the more
-        # reliable (in steps of 5%), then the less used, then the faster.
-        return min(pool, key=lambda w: ((len(w.jobs) + 1) / (w.slots * w.weight), -round(w.reliability * 20), w.served + len(w.jobs),
-                                        w.latency_ewma_s))  # fmt: skip
+        return min(pool, key=lambda w: _rank(w, job))
 
     def _pump(self) -> None:
         """Hand queued jobs to free workers, in priority order."""

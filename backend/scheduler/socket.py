@@ -9,6 +9,8 @@ import time
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from backend.access import clusters
+from backend.catalog import Packages
 from backend.chain import NO_PAYOUT_ADDRESS, address_problem
 from backend.money.settlement import remember_worker
 from backend.protocol import frames
@@ -20,7 +22,7 @@ log = logging.getLogger("one.worker_ws")
 HELLO_TIMEOUT_S = 10.0
 
 
-async def serve_worker(ws: WebSocket, scheduler: Scheduler, coordinator_pubkey: str) -> None:
+async def serve_worker(ws: WebSocket, scheduler: Scheduler, coordinator_pubkey: str, packages: Packages) -> None:
     await ws.accept()
     nonce = secrets.token_hex(32)
     await ws.send_text(frames.encode(frames.challenge(nonce, coordinator_pubkey)))
@@ -33,6 +35,12 @@ async def serve_worker(ws: WebSocket, scheduler: Scheduler, coordinator_pubkey: 
         payout = hello["payout_address"]
         if payout not in NO_PAYOUT_ADDRESS and (problem := address_problem(payout)):  # refused now, not failing at settlement
             raise frames.ProtocolError(f'payout_address {payout!r} {problem}; send "0x" to work without payouts')
+        cluster = hello.get("cluster")
+        if cluster is not None and (problem := await asyncio.to_thread(clusters.admission_problem, packages, cluster, hello["pubkey"])):
+            raise frames.ProtocolError(problem)
+        # A Cluster's private model is served by that Cluster's nodes only: anyone else advertising its id is not asked.
+        owners = await asyncio.to_thread(clusters.private_owners, [m["id"] for m in hello["models"]])
+        models = {m["id"]: m for m in hello["models"] if owners.get(m["id"], cluster) == cluster}
     except (frames.ProtocolError, asyncio.TimeoutError) as exc:
         reason = str(exc) or "no hello in time"
         await ws.send_text(frames.encode(frames.refused(reason)))
@@ -52,11 +60,13 @@ async def serve_worker(ws: WebSocket, scheduler: Scheduler, coordinator_pubkey: 
         worker_id=hello["pubkey"],
         kind=hello["kind"],
         payout_address=hello["payout_address"],
-        models={m["id"]: m for m in hello["models"]},
+        models=models,
         slots=hello["slots"],
         hardware=hello.get("hardware") or {},
         version=str(hello.get("version", "")),
         send=send,
+        cluster=cluster,
+        close=ws.close,
     )
     await send(frames.welcome(conn.worker_id))
     conn.reliability = await asyncio.to_thread(remember_worker, conn.worker_id, conn.kind, conn.payout_address)
@@ -86,6 +96,8 @@ async def _ping_loop(conn: WorkerConnection, scheduler: Scheduler) -> None:
     """Ping every interval; a worker silent past the limit is dropped (its jobs fail over)."""
     while True:
         await asyncio.sleep(frames.PING_INTERVAL_S)
+        if scheduler.workers.get(conn.worker_id) is not conn:  # evicted, or replaced by a newer connection
+            return
         if time.monotonic() - conn.last_seen > frames.SILENCE_LIMIT_S:
             await scheduler.unregister(conn, reason="silent too long")
             return

@@ -16,16 +16,19 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
+from backend.access.clusters import private_model
 from backend.access.limits import request_problem
 from backend.api.errors import ApiError
 from backend.catalog import Catalog, CatalogModel
 from backend.config import Settings
 from backend.money import ledger
 from backend.money.lanes import Hold, Lanes, quote
+from backend.money.sla import SlaMeter
 from backend.protocol import receipt as rc
 from backend.protocol.body import charge_unit
 from backend.protocol.signing import verify_hex
-from backend.scheduler import CLIENT_FAULT_CODES, PRIORITY_INCLUDED, Job, Scheduler
+from backend.scheduler import ANY_WORKER, CLIENT_FAULT_CODES, PRIORITY_INCLUDED, Job, Scheduler, Steering
+from backend.serving.routing import FALLBACK_STATUSES, RouteProblem, preferences_of
 from backend.serving.usage import bill
 from backend.trust.audits import AUDIT_PRIORITY, Auditor, record_overclaim
 from backend.trust.receipts import ReceiptLog
@@ -42,6 +45,8 @@ class Delta:
     """Part of the answer: a delta frame's `data` (stream chunk `choices`, or embedding/image items)."""
 
     data: list[dict[str, Any]]
+    model: str  # the model answering (a fallback's, when the first could not)
+    job_id: str
 
 
 @dataclass
@@ -53,6 +58,14 @@ class Finished:
     usage: dict[str, int]
     output: rc.OutputAssembler  # assembled choices (text tasks) or data items (embedding, image)
 
+    @property
+    def model(self) -> str:
+        return self.receipt["model"]
+
+    @property
+    def job_id(self) -> str:
+        return self.receipt["job"]
+
 
 @dataclass
 class Caller:
@@ -61,6 +74,8 @@ class Caller:
     parent: str | None = None
     metered: bool = False  # signed-in callers pay; the anonymous dev-mode caller does not
     priority: int = PRIORITY_INCLUDED  # Dedicated packages run ahead (lower first)
+    package: str | None = None  # the Dedicated package paying (its SLA and, for a Cluster, its nodes)
+    cluster: str | None = None  # a Cluster holder's account: its nodes run its jobs first, its private models are callable
 
 
 @dataclass
@@ -79,29 +94,65 @@ class InferenceService:
         self.settings, self.catalog, self.scheduler, self.receipts, self.lanes = settings, catalog, scheduler, receipts, lanes
         self.completed: deque[Completed] = deque(maxlen=5000)
         self.auditor: Auditor | None = None  # set by the runtime (the auditor runs its re-runs through this service)
+        self.sla: SlaMeter | None = None  # set by the runtime: metered Dedicated jobs' timings for their package's SLA
 
-    def resolve_model(self, model_id: str, task: str) -> CatalogModel:
-        model = self.catalog.get(model_id)
+    async def resolve_model(self, model_id: str, task: str, caller: Caller, param: str = "model") -> CatalogModel:
+        """The catalog model, or the caller's Cluster's private model, of that id serving `task`; else 404 (400 for a
+        fallback named in `route`)."""
+        model = self.catalog.get(model_id) or await asyncio.to_thread(private_model, model_id, caller.cluster)
         if model is None or task not in model.tasks:
-            raise InferenceError(404, f"The model `{model_id}` does not exist or does not serve {task}.", "model_not_found", param="model")
-        if not self.scheduler.advertises(model_id):
-            raise InferenceError(
-                503, f"No worker is serving `{model_id}` right now; try again shortly.", "model_unavailable", type_="server_error"
-            )
+            status, code = (404, "model_not_found") if param == "model" else (400, "invalid_route")
+            raise InferenceError(status, f"The model `{model_id}` does not exist or does not serve {task}.", code, param=param)
+        return model
+
+    def check_available(self, model: CatalogModel, caller: Caller, steering: Steering = ANY_WORKER) -> None:
+        """503 while no worker that may run this caller's job serves the model (offline, or none meets the caller's
+        routing preferences); 429 while too many jobs wait."""
+        private = model.owner is not None
+        if not self.scheduler.advertises(model.id, caller.cluster, steering, nodes_only=private):
+            online = self.scheduler.advertises(model.id, caller.cluster, nodes_only=private)
+            why = "that meets the request's route preferences" if online else "right now"
+            raise InferenceError(503, f"No worker is serving `{model.id}` {why}; try again shortly.", "model_unavailable", type_="server_error")
         if self.scheduler.queue_depth() >= self.settings.max_queue_depth:
             raise InferenceError(
                 429, "Too many requests are waiting for workers; retry shortly.", "rate_limit_exceeded", type_="rate_limit_error"
             )
-        return model
 
-    async def run(
-        self, task: str, body: dict[str, Any], caller: Caller, job_id: str | None = None,
+    async def run(self, task: str, body: dict[str, Any], caller: Caller, job_id: str | None = None) -> AsyncIterator[Delta | Finished]:
+        """Yield Delta events as a worker streams, then one Finished; raise InferenceError on failure. The request's
+        `route` (backend/serving/routing.py) steers the workers and names fallback models, tried in order while a
+        model cannot answer before its first token; only the job that answered is charged."""
+        try:
+            route = preferences_of(body)
+        except RouteProblem as exc:
+            raise InferenceError(400, str(exc), "invalid_route", param="route") from None
+        models = [await self.resolve_model(body["model"], task, caller)]
+        for i, fallback in enumerate(dict.fromkeys(route.fallbacks)):
+            if fallback != models[0].id:
+                models.append(await self.resolve_model(fallback, task, caller, param=f"route.fallbacks.{i}"))
+        if route.sort == "price":  # cheapest quote first (stable: the caller's order among equals)
+            models.sort(key=lambda m: quote(m, body, task))
+        for i, model in enumerate(models):
+            answered = False
+            try:
+                async for event in self.attempt(model, task, body, caller, job_id=job_id if i == 0 else None, steering=route.steering):
+                    answered = True
+                    yield event
+                return
+            except InferenceError as exc:
+                if answered or i == len(models) - 1 or exc.status not in FALLBACK_STATUSES:
+                    raise
+                log.info("%s could not answer (%s); trying %s", model.id, exc.code, models[i + 1].id)
+
+    async def attempt(
+        self, model: CatalogModel, task: str, body: dict[str, Any], caller: Caller, job_id: str | None = None,
         exclude: frozenset[str] = frozenset(), audit_of: dict[str, Any] | None = None, pin: str | None = None,
+        steering: Steering = ANY_WORKER,
     ) -> AsyncIterator[Delta | Finished]:
-        """Yield Delta events as the worker streams, then one Finished; raise InferenceError on failure.
-        `audit_of`: this run re-executes that receipt's request (kind "audit", no charge); `pin`: only that worker
-        may run it (the auditor drawn); `exclude`: workers that must not."""  # fmt: skip
-        model = self.resolve_model(body["model"], task)
+        """One model's job: Delta events, then one Finished; InferenceError on failure. `audit_of`: this job re-executes
+        that receipt's request (kind "audit", no charge); `pin`: only that worker may run it (the auditor drawn);
+        `exclude`: workers that must not."""  # fmt: skip
+        self.check_available(model, caller, steering)
         if (problem := request_problem(task, body, model.context, self.settings)) is not None:
             raise InferenceError(400, problem.message, "limit_exceeded", param=problem.param)
         salt = secrets.token_hex(16)
@@ -117,12 +168,16 @@ class InferenceService:
             priority=caller.priority,
             exclude=exclude,
             pin=pin,
+            cluster=caller.cluster,
+            nodes_only=model.owner is not None,
+            steering=steering,
         )
         hold = await self._hold(caller, model, body, task, job.job_id)
         self.scheduler.submit(job)
         output = rc.OutputAssembler(task)
         settled = False
         first_delta: float | None = None
+        failure: Exception | None = None
         try:
             while True:
                 event = await self._next_event(job)
@@ -132,29 +187,39 @@ class InferenceService:
                         output.add(event[1]["data"])
                     except (ValueError, TypeError, KeyError):
                         raise InferenceError(502, "Worker sent a malformed delta.", "worker_protocol_error", type_="server_error") from None
-                    yield Delta(event[1]["data"])
+                    yield Delta(event[1]["data"], model.id, job.job_id)
                 elif event[0] == "done":
                     finished = await self._finish(job, event[1], output, model, caller, salt, hold, audit_of)
                     settled = True
                     done = time.monotonic()
                     self.completed.append(Completed(time.time(), model.id, caller.lane, (done - now) * 1000,
                                                     (first_delta - now) * 1000 if first_delta else None))  # fmt: skip
+                    if self.sla is not None:
+                        await self.sla.served(caller, now, first_delta)
                     yield finished
                     return
                 else:
                     raise _worker_error(*event[1:])
+        except Exception as exc:
+            failure = exc
+            raise
         finally:
             if not job.finished:
                 await self.scheduler.cancel(job)
             if hold is not None and not settled:  # no receipt, no charge: give the hold back
                 await asyncio.to_thread(ledger.release, job.job_id)
+            if self.sla is not None and not settled:  # a closed generator (client went away) leaves failure None
+                await self.sla.failed(caller, now, failure)
 
     async def rerun(self, job: Job, receipt: dict[str, Any], worker: str) -> dict[str, Any] | None:
         """An audit: the audited receipt's request again on `worker` only, as an `audit` receipt (no charge). Returns
         that receipt, or None when the re-run failed (an audit without it stays inconclusive)."""
-        caller = Caller(account_id="audit", lane="included", priority=AUDIT_PRIORITY)
+        caller = Caller(account_id="audit", lane="included", priority=AUDIT_PRIORITY, cluster=job.cluster)
+        model = self.catalog.get(job.model) or await asyncio.to_thread(private_model, job.model, job.cluster)
+        if model is None:
+            return None
         try:
-            async for event in self.run(job.task, job.body, caller, pin=worker, audit_of=receipt):
+            async for event in self.attempt(model, job.task, job.body, caller, pin=worker, audit_of=receipt):
                 if isinstance(event, Finished):
                     return event.receipt
         except InferenceError as exc:

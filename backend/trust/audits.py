@@ -100,10 +100,14 @@ class Auditor:
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
-    def draw_auditor(self, model: str, exclude: set[str], established_only: bool = False) -> str | None:
+    def draw_auditor(self, model: str, exclude: set[str], established_only: bool = False, cluster: str | None = None,
+                     nodes_only: bool = False) -> str | None:  # fmt: skip
         """A worker serving `model`, drawn at random weighted by its history of passed audits, so a fresh key (a
-        colluder's new identity) is rarely the one asked; `established_only` for the worker that settles a dispute."""
-        candidates = [w.worker_id for w in self.scheduler.routable() if model in w.models and w.worker_id not in exclude]
+        colluder's new identity) is rarely the one asked; `established_only` for the worker that settles a dispute.
+        A Cluster's job is audited on workers that may run its jobs (its own nodes or public ones; its private model's
+        on its nodes only), and a public job never on a Cluster's node."""
+        candidates = [w.worker_id for w in self.scheduler.routable()
+                      if model in w.models and w.worker_id not in exclude and w.may_run(cluster, nodes_only=nodes_only)]  # fmt: skip
         if not candidates:
             return None
         with session() as db:
@@ -125,14 +129,15 @@ class Auditor:
         """Re-run on an auditor drawn by history; a disagreement is settled by a third, established worker (never
         by new workers alone, so two fresh colluders cannot outvote an honest worker), or stays inconclusive."""
         worker, claimed = receipt["worker"]["id"], _claim(receipt)
-        first_auditor = await asyncio.to_thread(self.draw_auditor, job.model, {worker})
+        first_auditor = await asyncio.to_thread(self.draw_auditor, job.model, {worker}, cluster=job.cluster, nodes_only=job.nodes_only)
         first = await self._rerun(job, receipt, first_auditor) if first_auditor else None
         runs = [first] if first else []
         verdict, culprit = "inconclusive", None
         if first and first[1] == claimed:
             verdict = "pass"
         elif first:
-            referee = await asyncio.to_thread(self.draw_auditor, job.model, {worker, first[0]}, established_only=True)
+            referee = await asyncio.to_thread(self.draw_auditor, job.model, {worker, first[0]}, established_only=True, cluster=job.cluster,
+                                              nodes_only=job.nodes_only)
             second = await self._rerun(job, receipt, referee) if referee else None
             if second:
                 runs.append(second)

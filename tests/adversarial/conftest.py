@@ -78,7 +78,7 @@ class Peer:
 def make_service(**overrides: Any) -> InferenceService:
     settings = Settings(**{"queue_timeout_s": 3, **overrides})
     scheduler = Scheduler(max_attempts=settings.max_dispatch_attempts, max_slots=settings.max_worker_slots)
-    return InferenceService(settings, load_catalog(settings.catalog_path), scheduler, ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET),
+    return InferenceService(settings, load_catalog(*settings.catalog_files), scheduler, ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET),
                             Lanes(settings, None))  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from nacl.signing import SigningKey
 from sqlmodel import select
 from web3 import EthereumTesterProvider, Web3
 
+from backend.catalog import Packages
 from backend.chain import deploy_dev_tokens, token_at
 from backend.config import Settings
 from backend.db import session
@@ -44,7 +45,7 @@ def _hello(payout_address: str) -> tuple[dict, str]:
 
     @api.websocket("/worker/ws")
     async def worker_ws(ws: WebSocket) -> None:
-        await serve_worker(ws, Scheduler(), "00" * 32)
+        await serve_worker(ws, Scheduler(), "00" * 32, Packages(packages=[]))
 
     key = SigningKey.generate()
     with TestClient(api).websocket_connect("/worker/ws") as ws:

@@ -10,7 +10,7 @@ import pytest
 
 from gpu_worker.engines import End, EngineError, Piece
 from gpu_worker.engines.openai_http import OpenAIHTTPEngine, VLLMProcess, vllm_command
-from gpu_worker.engines.registry import parse_engine_spec
+from gpu_worker.engines.registry import EngineSpec, parse_engine_spec
 
 pytestmark = pytest.mark.e2e
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -63,7 +63,7 @@ async def test_cancel_closes_the_stream_early(engine):
 
 
 def test_engine_spec_and_vllm_command(monkeypatch, tmp_path):
-    assert parse_engine_spec("openai:relay=http://127.0.0.1:8000/v1#served") == ("openai", "relay", "http://127.0.0.1:8000/v1#served")
+    assert parse_engine_spec("openai:relay=http://127.0.0.1:8000/v1#served") == EngineSpec("openai", "relay", "http://127.0.0.1:8000/v1#served")
     if shutil.which("vllm") is None:
         with pytest.raises(EngineError, match="vllm"):
             vllm_command("/models/x", 8001, "x")

@@ -10,12 +10,14 @@ from fastapi import Depends, Request
 
 from backend.agents.runner import agent_of, agents_of, runs_of
 from backend.agents.spec import AgentSpecError
+from backend.agents.trading import wallet_address
 from backend.api.deps import PrincipalDep, RuntimeDep, signed_in
 from backend.api.errors import ApiError
 from backend.api.routing import ReplyRouter
 from backend.api.schemas.requests import DeployBody
 from backend.api.schemas.responses import AgentInfo, AgentList, AgentRuns, AgentRunStarted
 from backend.db.models import AgentRecord
+from backend.runtime import Runtime
 
 router = ReplyRouter(prefix="/one/agents", tags=["agents"])
 
@@ -31,27 +33,29 @@ async def owned_agent(name: str, principal: PrincipalDep) -> AgentRecord:
 AgentDep = Annotated[AgentRecord, Depends(owned_agent)]
 
 
-def _public(record: AgentRecord) -> dict[str, Any]:
+def _public(record: AgentRecord, rt: Runtime) -> dict[str, Any]:
+    """An agent as its owner sees it, with its own wallet's address (derived, so the owner can fund it)."""
     runs = runs_of(record.id, 1)
     return {"name": record.name, "status": record.status, "lane": record.lane, "package": record.package,
-            "next_run_at": record.next_run_at, "last_run": runs[0] if runs else None}  # fmt: skip
+            "next_run_at": record.next_run_at, "last_run": runs[0] if runs else None,
+            "wallet": wallet_address(rt.receipts, record.id)}  # fmt: skip
 
 
 @router.post("", response_model=AgentInfo)
 async def deploy(body: DeployBody, principal: PrincipalDep, rt: RuntimeDep) -> dict[str, Any]:
     """Validate and store an agent; 400 lists every problem with its line and field (402: the account cannot pay,
-    403: it has its most agents)."""
+    403: it has its most agents). `warnings` names what may stop its runs (a model no worker serves right now)."""
     try:
-        record, secret = await asyncio.to_thread(rt.agents.deploy, body.yaml, principal.account, principal.lane, principal.package)
+        record, secret, warnings = await asyncio.to_thread(rt.agents.deploy, body.yaml, principal.account, principal.lane, principal.package)
     except AgentSpecError as exc:
         problems = [{"line": p.line, "field": p.field, "message": p.message} for p in exc.problems]
         raise ApiError(400, str(exc), "invalid_agent", param=problems[0]["field"] or None, extra={"problems": problems}) from None
-    return {**_public(record), "webhook_secret": secret}
+    return {**_public(record, rt), "webhook_secret": secret, "warnings": warnings}
 
 
 @router.get("", response_model=AgentList)
-async def list_agents(principal: PrincipalDep) -> dict[str, Any]:
-    return {"agents": [_public(r) for r in await asyncio.to_thread(agents_of, principal.account)]}
+async def list_agents(principal: PrincipalDep, rt: RuntimeDep) -> dict[str, Any]:
+    return {"agents": [_public(r, rt) for r in await asyncio.to_thread(agents_of, principal.account)]}
 
 
 @router.post("/{name}/run", response_model=AgentRunStarted)
@@ -71,7 +75,7 @@ async def pause_or_resume(name: str, action: str, request: Request, rt: RuntimeD
     record = await asyncio.to_thread(rt.agents.set_status, record.id, "paused" if action == "pause" else "active")
     if record is None:  # deleted in between
         raise ApiError(404, f"No agent `{name}` for this account.", "agent_not_found", param="name")
-    return _public(record)
+    return _public(record, rt)
 
 
 @router.get("/{name}/runs", response_model=AgentRuns)

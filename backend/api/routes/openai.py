@@ -3,6 +3,7 @@ built by backend.api.replies."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any, AsyncIterator
 
@@ -10,8 +11,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
+from backend.access import clusters
 from backend.api.deps import CallerDep, RuntimeDep
-from backend.api.door import body_json
+from backend.api.door import body_json, principal_of
 from backend.api.errors import ApiError
 from backend.api.replies import TextReply, embedding_list, images_response, model_card, reply
 from backend.api.routing import ReplyRouter
@@ -41,17 +43,29 @@ def _streamed(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
     return {200: {"model": model, "content": {"text/event-stream": {"schema": chunk}}}}
 
 
+def _cluster_of(request: Request, rt: Runtime) -> str | None:
+    """The caller's Cluster, when its key is a Cluster package's: its private models are listed for it alone."""
+    principal = principal_of(request)
+    return clusters.cluster_of(rt.packages, principal.account, principal.package) if principal else None
+
+
 @router.get("/models", response_model=ModelList)
-async def list_models(rt: RuntimeDep) -> ModelList:
-    return ModelList(object="list", data=[model_card(m, rt.scheduler) for m in rt.catalog.models])
+async def list_models(request: Request, rt: RuntimeDep) -> ModelList:
+    """Every catalog model, online or offline; a Cluster's key also sees its private models."""
+    cards = [model_card(m, rt.scheduler) for m in rt.catalog.models]
+    if (cluster := _cluster_of(request, rt)) is not None:
+        cards += [model_card(m, rt.scheduler) for m in await asyncio.to_thread(clusters.private_models_of, cluster)]
+    return ModelList(object="list", data=cards)
 
 
 @router.get("/models/{model_id:anypath}", response_model=ModelCard)
-async def retrieve_model(model_id: str, rt: RuntimeDep) -> ModelCard:
-    model = rt.catalog.get(model_id)
-    if model is None:
-        raise ApiError(404, f"The model `{model_id}` does not exist.", "model_not_found", param="model")
-    return model_card(model, rt.scheduler)
+async def retrieve_model(model_id: str, request: Request, rt: RuntimeDep) -> ModelCard:
+    if (model := rt.catalog.get(model_id)) is not None:
+        return model_card(model, rt.scheduler)
+    cluster = _cluster_of(request, rt)
+    if (model := await asyncio.to_thread(clusters.private_model, model_id, cluster)) is not None:
+        return model_card(model, rt.scheduler)
+    raise ApiError(404, f"The model `{model_id}` does not exist.", "model_not_found", param="model")
 
 
 @router.post("/chat/completions", response_model=ChatCompletion, responses=_streamed(ChatCompletion))
@@ -71,7 +85,7 @@ async def completions(body: CompletionRequest, request: Request, rt: RuntimeDep,
 @router.post("/embeddings", response_model=EmbeddingList)
 async def embeddings(body: EmbeddingRequest, request: Request, rt: RuntimeDep, caller: CallerDep) -> JSONResponse:
     finished = await _finish(rt.inference.run("embedding", await body_json(request), caller))
-    return reply(embedding_list(finished, body.model, body.encoding_format), headers=_balance_headers(rt, caller))
+    return reply(embedding_list(finished, body.encoding_format), headers=_balance_headers(rt, caller))
 
 
 @router.post("/images/generations", response_model=ImagesResponse)
@@ -100,7 +114,7 @@ async def _text_task(task: str, raw: dict[str, Any], body: ChatCompletionRequest
     job_id = uuid.uuid4().hex
     events = rt.inference.run(task, raw, caller, job_id=job_id)
     first = await anext(events)  # errors before any output become plain error responses
-    text = TextReply(task, job_id, body.model)
+    text = TextReply(task, first.job_id, first.model)  # a fallback's model and job, when the first model could not answer
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         headers = {"cache-control": "no-cache", **_balance_headers(rt, caller)}  # balance as of the start (hold placed)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.access.limits import SAFE_INT
+from backend.serving.routing import RoutePreferences
 
 
 class ContentPart(BaseModel):
@@ -69,6 +70,7 @@ class _Sampling(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1)
+    route: RoutePreferences | None = Field(None, description="ONE: steer the workers and name fallback models")
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
@@ -102,6 +104,7 @@ class CompletionRequest(_Sampling):
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1)
+    route: RoutePreferences | None = Field(None, description="ONE: steer the workers and name fallback models")
     input: str | list[str] = Field(min_length=1)
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
@@ -111,6 +114,7 @@ class EmbeddingRequest(BaseModel):
 class ImageRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1)
+    route: RoutePreferences | None = Field(None, description="ONE: steer the workers and name fallback models")
     prompt: str = Field(min_length=1, max_length=4000)
     n: int = Field(default=1, ge=1, le=16)
     size: str | None = Field(default=None, pattern=r"^\d{2,4}x\d{2,4}$")
@@ -161,3 +165,20 @@ class UnbondBody(BaseModel):
 
 class DeployBody(BaseModel):
     yaml: str = Field(min_length=1, max_length=20_000)
+
+
+class NodeBody(BaseModel):
+    worker_id: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="the worker's Ed25519 public key (hex)")
+
+
+class PrivateModelBody(BaseModel):
+    """A Cluster's own model: its catalog entry. It runs on the Dedicated lane, on the Cluster's nodes."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    name: str = Field("", max_length=200)
+    tasks: list[Literal["chat", "completion", "embedding", "image", "vision"]] = Field(min_length=1, max_length=5)
+    billing: str = "per_1k_output_tokens"
+    rate: int = Field(0, ge=0, le=SAFE_INT, description="micro-USDC per billing unit, what its nodes earn")
+    image_rate: int = Field(0, ge=0, le=SAFE_INT)
+    context: int = Field(gt=0, le=10_000_000)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.catalog import Package
+from backend.catalog import Package, SlaTargets
 
 
 class Reply(BaseModel):
@@ -85,6 +85,12 @@ SALT = "hex; the receipt's request_digest = sha256hex(salt || JCS(request body))
 # ---- OpenAI: models ----
 
 
+class ModelServe(Reply):
+    engine: str
+    repo: str
+    args: list[str]
+
+
 class ModelCard(Reply):
     id: str
     object: Literal["model"]
@@ -98,7 +104,10 @@ class ModelCard(Reply):
     image_rate: int | None = Field(None, description="per_image_plus_output_tokens: integer micro-units per input image")
     lanes: list[str]
     available: bool
+    status: Literal["online", "offline"] = Field(description="online: a worker serves it now; offline models still quote")
     free_slots: int
+    serve: ModelServe | None = Field(None, description="how a node worker runs it (`one worker --engine vllm:<id>`)")
+    private: bool = Field(False, description="a Cluster's own model: only its keys may call it")
 
 
 class ModelList(Reply):
@@ -339,6 +348,18 @@ class CatalogList(Reply):
     models: list[ModelCard]
 
 
+class ClusterNodeState(Reply):
+    worker_id: str
+    online: bool
+    busy: int | None = None
+
+
+class ClusterReply(Reply):
+    cluster: str = Field(description="the Cluster's account (lowercase): what `one worker --cluster` names")
+    nodes: list[ClusterNodeState]
+    models: list[ModelCard]
+
+
 class QuoteReply(Reply):
     model: str
     max_amount: int
@@ -355,6 +376,36 @@ class PackageList(Reply):
     chain_id: int
     confirmations: int
     dev_wallets: list[str]
+
+
+class SlaPeriod(Reply):
+    """One SLA period of one package: what its Dedicated jobs measured against the package's targets."""
+
+    period: int = Field(description="unix time // period_s")
+    start: int
+    end: int
+    closed: bool = Field(description="false for the period still running (its figures still move)")
+    jobs: int
+    served: int
+    failed: int = Field(description="failures that were the network's (no capacity, timeout, worker error); 4xx do not count")
+    ttft_p50_ms: int | None = Field(description="time to first token from submit (queue wait included), nearest rank")
+    ttft_p99_ms: int | None
+    availability_bps: int | None = Field(description="served / (served + failed), basis points rounded down")
+    breached: list[str] = Field(description="targets missed: ttft_p50, ttft_p99, availability")
+    credits: int = Field(description="holders credited for this period")
+    credited: int = Field(description="micro-USDC credited for this period")
+
+
+class PackageSla(Reply):
+    package: str
+    name: str
+    targets: SlaTargets | None
+    periods: list[SlaPeriod] = Field(description="periods with jobs, newest first")
+
+
+class SlaReply(Reply):
+    period_s: int
+    packages: list[PackageSla]
 
 
 class PurchaseReply(Reply):

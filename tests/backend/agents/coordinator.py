@@ -42,7 +42,7 @@ class AgentCoordinator:
 
         self.settings = Settings(**{"queue_timeout_s": 3, **settings})
         self.holdings: dict[str, int] = {}
-        catalog = load_catalog(self.settings.catalog_path)
+        catalog = load_catalog(*self.settings.catalog_files)
         scheduler = Scheduler(max_attempts=self.settings.max_dispatch_attempts, max_slots=self.settings.max_worker_slots)
         key = SigningKey.generate()
         receipts = ReceiptLog(key, ACCOUNT_SECRET)

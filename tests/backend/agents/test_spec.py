@@ -71,3 +71,106 @@ def test_a_cron_date_that_never_comes_is_refused():
     with pytest.raises(AgentSpecError, match="never fires"):
         parse(EXAMPLE.replace('"every 6h"', '"0 0 31 2 *"'))
     assert next_run("0 0 31 2 *", 0.0) is None
+
+
+# ---- fixed tool arguments, monitors' watch, traders' wallet caps ----
+
+SEED = """agent: research-monitor
+model: chat-large
+trigger: { schedule: "every 6h" }      # also cron expressions and manual
+tools: [ web_search, summarize ]
+budget: { lane: dedicated, package: pro }
+output: { webhook: https://... }
+"""
+
+MONITOR = """agent: status-watch
+model: tiny-chat
+trigger: { schedule: "every 5m" }
+tools:
+  - http_get: { url: "https://status.example.com/" }
+  - summarize
+watch: { tool: http_get, when: changed }
+budget: { lane: included }
+"""
+
+TRADER = """agent: trader
+model: tiny-chat
+trigger: { manual: true }
+tools:
+  - pool_price
+  - swap: { sell: USDC, amount: 1_000_000 }
+wallet: { max_per_run: 2_000_000, max_per_day: 5_000_000 }
+budget: { lane: included }
+"""
+
+
+def registry_parse(text: str):
+    from backend.agents.tools import REGISTRY
+
+    return parse_agent(text, models=MODELS, tools=REGISTRY, packages=PACKAGES)
+
+
+def test_the_seed_agent_file_validates_as_written_against_the_real_catalog():
+    """The product's own example names `chat-large`: the production catalog (no dev overlay) must know it."""
+    from backend.agents.tools import REGISTRY
+    from backend.catalog import load_catalog, load_packages
+    from backend.config import Settings
+
+    settings = Settings(env="production")
+    spec = parse_agent(SEED, models={m.id for m in load_catalog(*settings.catalog_files).models}, tools=REGISTRY,
+                       packages={p.id for p in load_packages(settings.packages_path).packages})  # fmt: skip
+    assert spec.model == "chat-large" and spec.tool_names == ["web_search", "summarize"]
+
+
+def test_fixed_arguments_are_kept_per_tool_and_the_names_still_read_plainly():
+    spec = registry_parse(MONITOR)
+    assert spec.tool_names == ["http_get", "summarize"]
+    assert spec.fixed_arguments(0) == {"url": "https://status.example.com/"} and spec.fixed_arguments(1) == {}
+    assert spec.watch.tool == "http_get" and spec.watch.holds("anything")
+    trader = registry_parse(TRADER)
+    assert trader.fixed_arguments(1) == {"sell": "USDC", "amount": 1_000_000} and trader.wallet.max_per_day == 5_000_000
+
+
+@pytest.mark.parametrize(("when", "result", "holds"), [('{ contains: "outage" }', "major outage", True), ('{ contains: "outage" }', "all good", False),
+                                                       ('{ absent: "in stock" }', "sold out", True), ('{ absent: "in stock" }', "in stock: 3", False)])  # fmt: skip
+def test_a_text_condition_on_the_watched_result(when, result, holds):
+    assert registry_parse(MONITOR.replace("when: changed", f"when: {when}")).watch.holds(result) is holds
+
+
+SPEC_MISTAKES = [
+    (MONITOR.replace('{ url: "https://status.example.com/" }', '{ url: "https://a.example/", depth: 3 }'), 5, "tools[0].http_get.depth", "no argument `depth`"),
+    (MONITOR.replace('http_get: { url: "https://status.example.com/" }', "http_get: [ one, two ]"), 5, "tools[0]", "a tool is a name"),
+    (MONITOR.replace('http_get: { url: "https://status.example.com/" }', 'http_get: { url: "https://a.example/" }\n    summarize: {}'), 5, "tools[0]", "a tool is a name"),
+    (MONITOR.replace("watch: { tool: http_get, when: changed }", "watch: { tool: web_search }"), 7, "watch.tool", "not one of this agent's tools"),
+    (MONITOR.replace("when: changed", 'when: { contains: "a", absent: "b" }'), 7, "watch.when", "either contains: or absent:"),
+    (TRADER.replace("amount: 1_000_000", "amount: 1.5"), 6, "tools[1]", "integers"),
+    (TRADER.replace("wallet: { max_per_run: 2_000_000, max_per_day: 5_000_000 }\n", ""), 6, "tools[1]", "add wallet:"),
+    (TRADER.replace("max_per_run: 2_000_000", "max_per_run: 2.5"), 7, "wallet.max_per_run", "integer"),
+    (TRADER.replace("max_per_day: 5_000_000", "max_per_day: -1"), 7, "wallet.max_per_day", "greater than 0"),
+    (TRADER.replace("max_per_day: 5_000_000", "max_per_day: 5_000_000, max_per_week: 9"), 7, "wallet.max_per_week", "not a field"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "field", "words"), SPEC_MISTAKES, ids=[m[3] for m in SPEC_MISTAKES])
+def test_each_tool_watch_and_wallet_mistake_names_its_line_and_field(text, line, field, words):
+    with pytest.raises(AgentSpecError) as err:
+        registry_parse(text)
+    problem = err.value.problems[0]
+    assert (problem.line, problem.field) == (line, field), err.value.problems
+    assert words in problem.message, problem.message
+
+
+def test_the_example_agent_files_validate():
+    """examples/agents/: one file per use (research, monitoring, trading), each valid against the dev catalog."""
+    from pathlib import Path
+
+    from backend.agents.tools import REGISTRY
+    from backend.catalog import load_catalog, load_packages
+    from backend.config import Settings
+
+    settings = Settings(env="dev", catalog_overlays=None)
+    examples = sorted((Path(__file__).resolve().parents[3] / "examples" / "agents").glob("*.yaml"))
+    assert [p.stem for p in examples] == ["monitoring", "research", "trading"]
+    for path in examples:
+        parse_agent(path.read_text(), models={m.id for m in load_catalog(*settings.catalog_files).models}, tools=REGISTRY,
+                    packages={p.id for p in load_packages(settings.packages_path).packages}, min_interval_s=settings.agent_min_interval_s)  # fmt: skip

@@ -108,3 +108,23 @@ def test_the_whole_checked_fetch_is_within_its_time(monkeypatch):
         return stalled
 
     assert asyncio.run(attempt())
+
+
+@pytest.mark.parametrize(("name", "args", "words"), [("pool_price", {}, "no chain configured"), ("wallet_balance", {}, "no chain configured"),
+                                                     ("swap", {"sell": "USDC", "amount": 1}, "no chain configured")])  # fmt: skip
+def test_trading_tools_on_a_network_without_a_chain_say_so(name, args, words):
+    settings = SimpleNamespace(chain_rpc_url="", one_token_address="", usdc_token_address="", pool_address="")
+    ctx = SimpleNamespace(settings=settings, record=SimpleNamespace(id="0xabc:trader"), runner=SimpleNamespace(runtime=SimpleNamespace(receipts=None)))
+    with pytest.raises(ToolError, match=words):
+        asyncio.run(REGISTRY[name].run(args, ctx))
+
+
+def test_a_network_without_a_pool_says_so_to_the_tools_that_need_it():
+    from backend.agents.trading import market
+
+    settings = SimpleNamespace(chain_rpc_url="http://127.0.0.1:1", one_token_address="0x" + "11" * 20, usdc_token_address="0x" + "22" * 20, pool_address="")
+    with pytest.raises(ToolError, match="ONE_POOL_ADDRESS"):
+        market(settings, need_pool=True)
+    with pytest.raises(ToolError, match="no pool"):
+        market(settings, need_pool=False).usdc_value("ONE", 10**18)  # $ONE has no price without one
+    assert market(settings, need_pool=False).usdc_value("USDC", 5) == 5

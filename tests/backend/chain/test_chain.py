@@ -69,3 +69,56 @@ def test_dev_chain_deploys_once_and_keeps_state(tmp_path):
         assert anchor_at(again.web3(), deployment.anchor).functions.owner().call() == deployment.treasury
     finally:
         again.stop()
+
+
+def test_the_pool_swaps_as_x_times_y_with_its_fee_and_keeps_min_out(tester_w3):
+    """Pool.vy on the in-process EVM: what a swap pays is pool_amount_out (the Python the trading tools quote
+    with), reserves move by exactly the amounts, and a min_out above the quote reverts with nothing moved."""
+    from backend.chain import deploy_pool, pool_amount_out
+
+    w3 = tester_w3
+    deployer, treasury, trader = w3.eth.accounts[:3]
+    d = deploy_dev_tokens(w3, deployer=deployer, treasury=treasury, demo_wallets=[trader], one_grant=0, usdc_grant=10 * 10**6)
+    one, usdc = token_at(w3, d.one_token), token_at(w3, d.usdc_token)
+    pool = deploy_pool(w3, deployer, d.one_token, d.usdc_token, 30)
+    for token, amount in ((one, 1_000 * 10**18), (usdc, 500 * 10**6)):
+        token.functions.mint(deployer, amount).transact({"from": deployer})
+        token.functions.approve(pool.address, amount).transact({"from": deployer})
+    pool.functions.add_liquidity(1_000 * 10**18, 500 * 10**6).transact({"from": deployer})
+    with pytest.raises(Exception, match="only the owner"):
+        pool.functions.add_liquidity(1, 1).transact({"from": trader})
+
+    quoted = pool_amount_out(2_000_000, 500 * 10**6, 1_000 * 10**18, 30)
+    assert pool.functions.amount_out(usdc.address, 2_000_000).call() == quoted
+    usdc.functions.approve(pool.address, 2_000_000).transact({"from": trader})
+    with pytest.raises(Exception, match="price moved"):
+        pool.functions.swap(usdc.address, 2_000_000, quoted + 1).transact({"from": trader})
+    assert usdc.functions.balanceOf(trader).call() == 10 * 10**6
+    pool.functions.swap(usdc.address, 2_000_000, quoted).transact({"from": trader})
+    assert one.functions.balanceOf(trader).call() == quoted and usdc.functions.balanceOf(trader).call() == 8 * 10**6
+    assert (pool.functions.reserve_one().call(), pool.functions.reserve_usdc().call()) == (1_000 * 10**18 - quoted, 500 * 10**6 + 2_000_000)
+    assert quoted < 2_000_000 * 10**18 // (500_000)  # the fee and the curve: less than the spot price buys
+    with pytest.raises(Exception, match="not a token of this pool"):
+        pool.functions.swap(trader, 1, 0).transact({"from": trader})
+
+
+def test_the_dev_chain_seeds_the_pool_and_adds_it_to_an_older_chain(tmp_path):
+    """A chain from before the pool (its deployment.json has none) gets one at the next start; nothing else moves."""
+    import json
+
+    from backend.chain import pool_at
+    from backend.chain.devchain import POOL_ONE, POOL_USDC
+
+    chain = DevChain(port=free_port(), data_dir=tmp_path)
+    chain.start()
+    try:
+        first = chain.ensure_deployed()
+        older = json.loads(chain.deployment_file.read_text())
+        older.pop("pool")
+        chain.deployment_file.write_text(json.dumps(older))
+        again = chain.ensure_deployed()
+        assert again.pool and again.pool != first.pool and (again.one_token, again.anchor) == (first.one_token, first.anchor)
+        pool = pool_at(chain.web3(), again.pool)
+        assert (pool.functions.reserve_one().call(), pool.functions.reserve_usdc().call(), pool.functions.fee_bps().call()) == (POOL_ONE, POOL_USDC, 30)
+    finally:
+        chain.stop()

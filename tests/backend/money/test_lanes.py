@@ -43,7 +43,7 @@ def chain():
 def service(sqlite_db, chain):
     cfg = Settings(queue_timeout_s=2, included_tiers=TIERS, included_epoch_s=3600)
     lanes = Lanes(cfg, chain["holdings"])
-    return InferenceService(cfg, load_catalog(cfg.catalog_path), Scheduler(), ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), lanes)
+    return InferenceService(cfg, load_catalog(*cfg.catalog_files), Scheduler(), ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), lanes)
 
 
 def _body(max_tokens=10):
@@ -144,7 +144,7 @@ def test_ledger_debits_equal_receipt_charges_and_never_go_negative(service, chai
 
 
 def test_quotes_are_integers_from_the_request_limits():
-    catalog = load_catalog(Settings().catalog_path)
+    catalog = load_catalog(*Settings().catalog_files)
     chat, sd, minilm = catalog.get("tiny-chat"), catalog.get("tiny-sd"), catalog.get("all-minilm-l6-v2")
     assert quote(chat, {"max_tokens": 10, "n": 3}, "chat") == 60
     assert quote(chat, {}, "chat") == chat.context * chat.rate // 1000

@@ -22,7 +22,7 @@ def vision_body(images: int, max_tokens: int = 10) -> dict:
 
 @pytest.fixture
 def vision() -> CatalogModel:
-    model = load_catalog(Settings().catalog_path).get("tiny-vision")
+    model = load_catalog(*Settings().catalog_files).get("tiny-vision")
     assert model.billing == "per_image_plus_output_tokens" and model.image_rate > 0
     return model
 

@@ -57,7 +57,7 @@ class Peer:
 def service(sqlite_db):
     settings = Settings(queue_timeout_s=2, max_queue_depth=1)
     scheduler = Scheduler()
-    return InferenceService(settings, load_catalog(settings.catalog_path), scheduler, ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), Lanes(settings, None))
+    return InferenceService(settings, load_catalog(*settings.catalog_files), scheduler, ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), Lanes(settings, None))
 
 
 BODY = {"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}]}
