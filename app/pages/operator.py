@@ -72,7 +72,7 @@ class OperatorState(rx.State):
     def _show(self, o: Overview) -> None:
         """Overview rows as the table cells show them (cells cut long hex with CSS, not here)."""
         self.workers = [
-            {"id": w.id, "kind": w.kind, "models": ", ".join(w.models), "load": f"{w.busy}/{w.slots}", "served": str(w.served),
+            {"id": w.id, "kind": f"{w.kind} · Cluster {w.cluster[:10]}…" if w.cluster else w.kind, "models": ", ".join(w.models), "load": f"{w.busy}/{w.slots}", "served": str(w.served),
              "reliability": f"{w.reliability:.0%}" + (" quarantined" if w.quarantined else ""), "latency": f"{w.latency_ms:.0f} ms",
              "bond": str(w.bond)}
             for w in o.workers

@@ -132,7 +132,10 @@ function PackageCard({ pkg: p, measured, onBuy }) {
       <p class="one-big">${`${micro(p.price)} USDC`}</p>
       <ul>
         <li>${`${micro(p.balance)} USDC of usage`}</li>
-        <li>${`${p.reserved} reserved concurrent job${p.reserved > 1 ? "s" : ""}`}</li>
+        ${p.nodes
+          ? html`<li data-testid="nodes">dedicated nodes: GPU workers you consent to run your jobs first and no one else's</li>
+                 <li>private models: your own fine-tunes, callable by your keys only</li>`
+          : html`<li>${`${p.reserved} reserved concurrent job${p.reserved === 1 ? "" : "s"} on every model`}</li>`}
         <li>${`priority ${p.priority} (Included runs at 100)`}</li>
         <li>${`valid ${Math.round(p.duration_s / 86400)} days`}</li>
       </ul>

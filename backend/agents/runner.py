@@ -202,12 +202,12 @@ class AgentRunner:
             db.add(record)
             db.commit()
             db.refresh(record)
-            return record, secret, self.warnings(spec)
+            return record, secret, self.warnings(spec, cluster_of(self.runtime.packages, account, package))
 
-    def warnings(self, spec: AgentSpec) -> list[str]:
-        """What will not stop a deploy but may stop its runs."""
+    def warnings(self, spec: AgentSpec, cluster: str | None = None) -> list[str]:
+        """What will not stop a deploy but may stop its runs (a Cluster's agent also runs on the Cluster's nodes)."""
         found = []
-        if not self.runtime.scheduler.advertises(spec.model):
+        if not self.runtime.scheduler.advertises(spec.model, cluster):
             found.append(f"no worker serves `{spec.model}` right now: its runs wait for one (up to the queue timeout)")
         if any(tools_mod.REGISTRY[name].spends for name in spec.tool_names) and not self.settings.pool_address:
             found.append("this network has no pool (ONE_POOL_ADDRESS): swap and $ONE transfers will be refused")

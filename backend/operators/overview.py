@@ -39,6 +39,7 @@ class WorkerRow:
     quarantined: bool
     latency_ms: float
     bond: int  # micro-USDC
+    cluster: str | None = None  # the Cluster it is a dedicated node of
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def overview(scheduler: Scheduler, completed: Iterable[Completed], log: ReceiptL
     workers = [
         WorkerRow(id=w.worker_id, kind=w.kind, models=sorted(w.models), busy=len(w.jobs), slots=w.slots, served=w.served,
                   reliability=w.reliability, quarantined=w.worker_id in scheduler.quarantined,
-                  latency_ms=w.latency_ewma_s * 1000, bond=bonds.get(w.worker_id, 0))
+                  latency_ms=w.latency_ewma_s * 1000, bond=bonds.get(w.worker_id, 0), cluster=w.cluster)
         for w in list(scheduler.workers.values())
     ]  # fmt: skip
     tail = log.tail(receipts)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import time
 import os
 import subprocess
 import sys
@@ -152,6 +153,10 @@ budget: {{ lane: dedicated, package: pro }}
     w3.eth.wait_for_transaction_receipt(usdc.functions.mint(wallet, 10_000_000).transact({"from": d.deployer}))
     reserve_one, reserve_usdc = pool.functions.reserve_one().call(), pool.functions.reserve_usdc().call()
 
+    # The day cap counts per UTC day (backend.agents.trading.today): both runs must fall in one day, so a test that
+    # would start within a few minutes of midnight waits for the new day first.
+    if (left := 86400 - time.time() % 86400) < 300:
+        time.sleep(left + 1)
     # Run 1: price and balances read, 1.5 USDC swapped; the 1 USDC transfer would take the run to 2.5 > max_per_run 2.
     first = run_once(devnet, key, "trader", 0)
     assert first["status"] == "done", first

@@ -500,6 +500,7 @@ class AgentRunInfo(Reply):
     error: str | None
     started_at: float
     finished_at: float | None
+    traded: int = Field(0, description="micro-USDC of trades the run's wallet tools sent")
 
 
 class AgentInfo(Reply):
@@ -510,6 +511,8 @@ class AgentInfo(Reply):
     next_run_at: float | None
     last_run: AgentRunInfo | None
     webhook_secret: str | None = Field(None, description="on first deploy only: signs the webhook's posts (shown once)")
+    wallet: str = Field(description="the agent's own wallet (derived, never stored): fund it for trading tools")
+    warnings: list[str] = Field(default_factory=list, description="on deploy: what may keep its runs waiting (no worker serves the model now...)")
 
 
 class AgentList(Reply):
