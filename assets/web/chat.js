@@ -231,7 +231,7 @@ export function Chat() {
     const reader = new FileReader();
     reader.onload = () => {
       setAttachment({ url: reader.result, name: file.name });
-      const vision = models.find((m) => m.tasks.includes("vision"));
+      const vision = firstOnline(models.filter((m) => m.tasks.includes("vision")));
       const chosen = models.find((m) => m.id === model);
       if (vision && chosen && !chosen.tasks.includes("vision")) chooseModel(vision.id);
     };

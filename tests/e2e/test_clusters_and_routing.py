@@ -65,9 +65,10 @@ def test_cluster_nodes_private_models_and_consent(devnet, tiny_models):
         assert node_id not in _workers(devnet)
         assert "has not consented" in (devnet.log_dir / "cluster-node.log").read_text()
 
-        # Consent; a Pro key is not a Cluster and cannot consent to anything.
-        pro = _buy(devnet, small_holder("cluster-e2e-pro"), "pro", 20 * 10**6)
-        refused = httpx.post(f"{devnet.url}/one/cluster/nodes", json={"worker_id": node_id}, headers={"authorization": f"Bearer {pro}"})
+        # Consent; a key of no Cluster package (a sign-in session here) cannot consent to anything. (No Pro is bought
+        # here: its reserved slot would hold devnet capacity for the tests after this one.)
+        other = sign_in(devnet.url, small_holder("cluster-e2e-stranger"))
+        refused = httpx.post(f"{devnet.url}/one/cluster/nodes", json={"worker_id": node_id}, headers={"authorization": f"Bearer {other}"})
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "not_a_cluster"
         shown = httpx.post(f"{devnet.url}/one/cluster/nodes", json={"worker_id": node_id}, headers=auth).json()
         assert shown["cluster"] == cluster and shown["nodes"][0]["worker_id"] == node_id
@@ -94,7 +95,7 @@ def test_cluster_nodes_private_models_and_consent(devnet, tiny_models):
         receipt = reply.model_extra["receipt"]
         assert reply.model == "acme-tiny" and receipt["model"] == "acme-tiny" and receipt["worker"]["id"] == node_id
         assert receipt["charge"] == {"unit": "usdc", "amount": 4}  # 4 tokens at 1000 micro-USDC per 1K, rounded up
-        for stranger in (anonymous, openai.OpenAI(base_url=devnet.url + "/v1", api_key=pro, max_retries=0, timeout=60)):
+        for stranger in (anonymous, openai.OpenAI(base_url=devnet.url + "/v1", api_key=other, max_retries=0, timeout=60)):
             with pytest.raises(openai.NotFoundError):
                 stranger.chat.completions.create(model="acme-tiny", messages=MESSAGES, max_tokens=4)
         taken = httpx.post(f"{devnet.url}/one/cluster/models", headers=auth, json={"id": "tiny-chat", "tasks": ["chat"], "context": 64})
