@@ -87,6 +87,21 @@ def files_containing(roots: list[Path], needle: bytes) -> tuple[int, list[str]]:
     return scanned, hits
 
 
+@contextmanager
+def own_network(tmp_path_factory, test_output: Path, name: str, env: dict[str, str]):
+    """anvil and a coordinator of a test module's own, no worker yet (mark the module `own_network`: its build of
+    .web carries its own port, so such modules run after everything else)."""
+    from backend.dev.devnet import Devnet
+
+    net = Devnet(port=free_port(), data_dir=tmp_path_factory.mktemp(f"one-{name}"), log_dir=test_output / f"logs-{name}")
+    try:
+        net.deployment = net.start_chain(free_port())  # type: ignore[attr-defined]
+        net.start_coordinator(extra_env=env)
+        yield net
+    finally:
+        net.stop_all()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

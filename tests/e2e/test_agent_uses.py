@@ -10,13 +10,11 @@ YAML with `one agent` and paid by a Pro key bought on anvil:
 
 from __future__ import annotations
 
-import http.server
 import json
-import time
 import os
 import subprocess
 import sys
-import threading
+import time
 
 import httpx
 import pytest
@@ -27,41 +25,28 @@ from backend.chain import pool_amount_out, pool_at, token_at
 from backend.chain.devchain import POOL_FEE_BPS
 from backend.trust.verify import verify_chain
 from tests.conftest import REPO, free_port
-from tests.e2e.test_agents import one, pro_key, wait_runs
+from tests.e2e.test_agents import LocalHandler, one, pro_key, serve_locally, wait_runs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.holds_capacity(order=2)]  # buys a Pro package: late, after test_agents.py
 
 
-class Site(http.server.BaseHTTPRequestHandler):
+class Site(LocalHandler):
     """A page the test rewrites (GET /page) and a webhook receiver (POST /hook)."""
 
     page = b"status: all systems normal"
     hooks: list[tuple[bytes, str]] = []
 
     def do_GET(self):
-        self._reply(Site.page, "text/plain")
+        self.reply(Site.page, "text/plain")
 
     def do_POST(self):
         Site.hooks.append((self.rfile.read(int(self.headers["content-length"])), self.headers["x-one-signature"]))
-        self._reply(b"{}", "application/json")
-
-    def _reply(self, body: bytes, kind: str):
-        self.send_response(200)
-        self.send_header("content-type", kind)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.reply(b"{}")
 
 
 @pytest.fixture(scope="module")
 def site():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    yield from serve_locally(Site)
 
 
 @pytest.fixture(scope="module")

@@ -27,22 +27,12 @@ from tests.conftest import REPO, read_only_db
 pytestmark = [pytest.mark.e2e, pytest.mark.holds_capacity(order=1)]  # buys a Pro package: after the other late tests
 
 
-class Recorder(http.server.BaseHTTPRequestHandler):
-    searches: list[str] = []
-    hooks: list[tuple[bytes, str]] = []
+class LocalHandler(http.server.BaseHTTPRequestHandler):
+    """A handler of a test's own local HTTP server: `reply` answers with a body; nothing is logged."""
 
-    def do_GET(self):  # SearxNG JSON API
-        Recorder.searches.append(self.path)
-        body = json.dumps({"results": [{"title": "ONE network", "url": "https://one.example/", "content": "verifiable inference"}]}).encode()
-        self._reply(body)
-
-    def do_POST(self):  # webhook receiver
-        Recorder.hooks.append((self.rfile.read(int(self.headers["content-length"])), self.headers["x-one-signature"]))
-        self._reply(b"{}")
-
-    def _reply(self, body: bytes):
+    def reply(self, body: bytes, kind: str = "application/json"):
         self.send_response(200)
-        self.send_header("content-type", "application/json")
+        self.send_header("content-type", kind)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -51,12 +41,31 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def local_server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+def serve_locally(handler: type[http.server.BaseHTTPRequestHandler]):
+    """Run `handler` on a free loopback port for a module's tests (a fixture body): yields its base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
+
+
+class Recorder(LocalHandler):
+    searches: list[str] = []
+    hooks: list[tuple[bytes, str]] = []
+
+    def do_GET(self):  # SearxNG JSON API
+        Recorder.searches.append(self.path)
+        body = json.dumps({"results": [{"title": "ONE network", "url": "https://one.example/", "content": "verifiable inference"}]}).encode()
+        self.reply(body)
+
+    def do_POST(self):  # webhook receiver
+        Recorder.hooks.append((self.rfile.read(int(self.headers["content-length"])), self.headers["x-one-signature"]))
+        self.reply(b"{}")
+
+
+@pytest.fixture(scope="module")
+def local_server():
+    yield from serve_locally(Recorder)
 
 
 @pytest.fixture(scope="module")

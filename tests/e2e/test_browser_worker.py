@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from backend.trust.verify import verify_chain
-from tests.conftest import E2E_ENV, free_port
+from tests.conftest import E2E_ENV, own_network
 from tests.e2e.test_web_app import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.own_network]
@@ -30,15 +30,8 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def net(tmp_path_factory, tiny_models, test_output):
     """A coordinator and chain with no node worker yet, so embeddings can only go to the browser."""
-    from backend.dev.devnet import Devnet
-
-    network = Devnet(port=free_port(), data_dir=tmp_path_factory.mktemp("one-browser"), log_dir=test_output / "logs-browser")
-    try:
-        network.deployment = network.start_chain(free_port())  # type: ignore[attr-defined]
-        network.start_coordinator(extra_env=E2E_ENV)
+    with own_network(tmp_path_factory, test_output, "browser", E2E_ENV) as network:
         yield network
-    finally:
-        network.stop_all()
 
 
 @pytest.fixture(scope="module")

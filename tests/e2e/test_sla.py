@@ -19,7 +19,7 @@ from eth_account import Account
 from backend.chain import token_at
 from backend.dev.demo import sign_in
 from backend.dev.devnet import coordinator_env
-from tests.conftest import E2E_ENV, REPO, free_port
+from tests.conftest import E2E_ENV, REPO, own_network
 
 pytestmark = [pytest.mark.e2e, pytest.mark.own_network]
 PERIOD_S = 30
@@ -31,17 +31,12 @@ QUEUED_WAIT_S = 5  # how long the second job of the loaded period should wait fo
 
 @pytest.fixture(scope="module")
 def sla_net(tmp_path_factory, tiny_models, test_output):
-    from backend.dev.devnet import Devnet, wait_for_workers
+    from backend.dev.devnet import wait_for_workers
 
-    net = Devnet(port=free_port(), data_dir=tmp_path_factory.mktemp("one-sla"), log_dir=test_output / "logs-sla")
-    try:
-        net.deployment = net.start_chain(free_port())  # type: ignore[attr-defined]
-        net.start_coordinator(extra_env=ENV)
+    with own_network(tmp_path_factory, test_output, "sla", ENV) as net:
         net.start_worker("sla-worker", models_dir=tiny_models)  # one slot
         wait_for_workers(net.url, 1)
         yield net
-    finally:
-        net.stop_all()
 
 
 def buy_cluster(net) -> str:

@@ -43,16 +43,6 @@ MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "field", "words"), MISTAKES, ids=[m[3] for m in MISTAKES])
-def test_each_mistake_names_its_line_and_field(text, line, field, words):
-    with pytest.raises(AgentSpecError) as err:
-        parse(text)
-    problem = err.value.problems[0]
-    assert (problem.line, problem.field) == (line, field), err.value.problems
-    assert words in problem.message, problem.message
-    assert f"line {line}" in str(err.value)
-
-
 @pytest.mark.parametrize(("schedule", "seconds"), [("every 90s", 90), ("every 2h", 7200), ("*/5 * * * *", 300), ("0 9 * * 1-5", 86400),
                                                    ("* * * * * */10", 10), ("0 0 29 2 *", 4 * 365 * 86400 + 86400)])  # fmt: skip
 def test_the_shortest_interval_of_a_schedule(schedule, seconds):
@@ -151,13 +141,17 @@ SPEC_MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "field", "words"), SPEC_MISTAKES, ids=[m[3] for m in SPEC_MISTAKES])
-def test_each_tool_watch_and_wallet_mistake_names_its_line_and_field(text, line, field, words):
+CASES = [(parse, *m) for m in MISTAKES] + [(registry_parse, *m) for m in SPEC_MISTAKES]  # registry_parse: tools, watch, wallet
+
+
+@pytest.mark.parametrize(("parser", "text", "line", "field", "words"), CASES, ids=[c[4] for c in CASES])
+def test_each_mistake_names_its_line_and_field(parser, text, line, field, words):
     with pytest.raises(AgentSpecError) as err:
-        registry_parse(text)
+        parser(text)
     problem = err.value.problems[0]
     assert (problem.line, problem.field) == (line, field), err.value.problems
     assert words in problem.message, problem.message
+    assert f"line {line}" in str(err.value)
 
 
 def test_the_example_agent_files_validate():
