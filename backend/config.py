@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     sla_period_s: int = 3600
     sla_grace_s: float = 5.0
     sla_lookback_periods: int = 48
+    # Periods of SLA job rows kept (at least the lookback and what /one/sla shows); older rows are deleted.
+    sla_retention_periods: int = 720
 
     # Wallet addresses allowed into the operator dashboard (after Sign-In with Ethereum).
     operators: list[str] = []

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -119,6 +119,9 @@ def within_reservation(jobs: Sequence[SlaJob], limit: int) -> list[SlaJob]:
 
 
 # ---- recording (the hook in InferenceService.run) ----
+
+
+MAX_REPORT_PERIODS = 168  # the most periods GET /one/sla shows
 
 
 def period_of(ts: float, period_s: int) -> int:
@@ -276,12 +279,29 @@ def _credit(period: int, account: str, package: Package, missed: list[str], jobs
     return credit
 
 
+def kept_periods(settings: Settings) -> int:
+    """How many periods of job rows are kept: the retention, never less than what is still judged or shown."""
+    return max(settings.sla_retention_periods, settings.sla_lookback_periods + 1, MAX_REPORT_PERIODS)
+
+
+def prune(settings: Settings, now: float | None = None) -> int:
+    """Delete job rows of periods older than `kept_periods` (their credits stay): the table does not grow forever."""
+    now = time.time() if now is None else now
+    oldest = period_of(now, settings.sla_period_s) - kept_periods(settings) + 1
+    with session() as db:
+        gone = db.connection().execute(delete(SlaJob).where(col(SlaJob.period) < oldest)).rowcount
+        db.commit()
+    return gone
+
+
 async def sla_loop(packages: Packages, settings: Settings) -> None:
-    """Inside the coordinator: judge closed periods a few times per period (every replica may; credits stay once)."""
+    """Inside the coordinator: judge closed periods a few times per period (every replica may; credits stay once),
+    and drop job rows past the retention."""
     every = min(60.0, max(1.0, settings.sla_period_s / 4))
     while True:
         await asyncio.sleep(every)
         try:
             await asyncio.to_thread(credit_breaches, packages, settings)
+            await asyncio.to_thread(prune, settings)
         except Exception:  # the next tick retries; written credits are keyed, so nothing is paid twice
             log.exception("SLA credit run failed; will retry")

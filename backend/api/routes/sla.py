@@ -16,7 +16,7 @@ router = ReplyRouter(prefix="/one", tags=["sla"])
 
 
 @router.get("/sla", response_model=SlaReply)
-async def sla_figures(rt: RuntimeDep, periods: int = Query(24, ge=1, le=168)) -> dict[str, Any]:
+async def sla_figures(rt: RuntimeDep, periods: int = Query(24, ge=1, le=sla.MAX_REPORT_PERIODS)) -> dict[str, Any]:
     """Per package and period (newest first, the running one included): jobs, time to first token p50/p99,
     availability, the targets missed and the credits given (micro-USDC). Timings only: no content."""
     report = await asyncio.to_thread(sla.report, rt.packages, rt.settings, None, periods)

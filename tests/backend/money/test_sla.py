@@ -16,7 +16,7 @@ from backend.config import Settings
 from backend.db import session
 from backend.db.models import LedgerEntry, SlaCredit, SlaJob
 from backend.money import ledger
-from backend.money.sla import (SlaMeter, availability_bps, breaches, covered_concurrency, credit_breaches, measure, percentile, record,
+from backend.money.sla import (SlaMeter, availability_bps, breaches, covered_concurrency, credit_breaches, measure, percentile, prune, record,
                                report, within_reservation)  # fmt: skip
 from backend.operators.overview import sla_rows
 from backend.serving.inference import Caller
@@ -219,3 +219,20 @@ async def test_run_records_one_outcome_per_metered_dedicated_job(service):
         rows = db.exec(select(SlaJob).where(col(SlaJob.account).in_([who, broke])).order_by(SlaJob.id)).all()
     assert [(r.served, r.code, r.package) for r in rows] == [(True, None, "cluster"), (False, "engine_failed", "cluster")]
     assert 300 <= rows[0].ttft_ms < 5000 and rows[1].ttft_ms is None
+
+
+def test_job_rows_past_the_retention_are_pruned(database):
+    kept = Settings(sla_period_s=PERIOD_S, sla_retention_periods=200, sla_lookback_periods=48)
+    now = 1_000_000 * PERIOD_S + 30.0
+    current = int(now // PERIOD_S)
+    for age in (0, 199, 200, 500):  # periods back from the open one: 0 and 199 are kept, 200 and 500 are not
+        at = (current - age) * PERIOD_S + 5
+        record("cluster", "0xholder", at, at + 1, 100, None, PERIOD_S)
+    assert prune(kept, now) == 2
+    with session() as db:
+        assert sorted(current - p for p in db.exec(select(SlaJob.period)).all()) == [0, 199]
+    assert prune(kept, now) == 0  # nothing more to drop
+    short = Settings(sla_period_s=PERIOD_S, sla_retention_periods=1, sla_lookback_periods=48)
+    assert prune(short, now) == 1  # never fewer than what /one/sla shows (168 periods): age 199 goes, age 0 stays
+    with session() as db:
+        assert [current - p for p in db.exec(select(SlaJob.period)).all()] == [0]
