@@ -16,8 +16,19 @@ from backend.config import Settings
 from backend.db import session
 from backend.db.models import LedgerEntry, SlaCredit, SlaJob
 from backend.money import ledger
-from backend.money.sla import (SlaMeter, availability_bps, breaches, covered_concurrency, credit_breaches, measure, percentile, prune, record,
-                               report, within_reservation)  # fmt: skip
+from backend.money.sla import (
+    SlaMeter,
+    availability_bps,
+    breaches,
+    covered_concurrency,
+    credit_breaches,
+    measure,
+    percentile,
+    prune,
+    record,
+    report,  # fmt: skip
+    within_reservation,
+)
 from backend.operators.overview import sla_rows
 from backend.serving.inference import Caller
 from tests.backend.scheduler.test_scheduler import service  # noqa: F401  (fixture: the real inference service)
