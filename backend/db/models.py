@@ -251,6 +251,7 @@ class SlaJob(SQLModel, table=True):
     ttft_ms: int | None = Field(default=None, description="submit to first delta, queue wait included (served jobs)")
     served: bool
     code: str | None = Field(default=None, max_length=40, description="the failure's error code (failed jobs)")
+    own_node: bool = Field(default=False, description="it ran on one of the holder's own Cluster nodes (not the network's)")
 
 
 class SlaCredit(SQLModel, table=True):

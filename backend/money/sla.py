@@ -129,11 +129,11 @@ def period_of(ts: float, period_s: int) -> int:
 
 
 def record(package: str, account: str, submitted_at: float, ended_at: float, ttft_ms: int | None, code: str | None,
-           period_s: int) -> None:  # fmt: skip
+           period_s: int, own_node: bool = False) -> None:  # fmt: skip
     """Store one job's outcome (served when `code` is None)."""
     with session() as db:
         db.add(SlaJob(period=period_of(ended_at, period_s), package=package, account=account, submitted_at=submitted_at,
-                      ended_at=ended_at, ttft_ms=ttft_ms, served=code is None, code=code))  # fmt: skip
+                      ended_at=ended_at, ttft_ms=ttft_ms, served=code is None, code=code, own_node=own_node))  # fmt: skip
         db.commit()
 
 
@@ -143,12 +143,13 @@ class SlaMeter:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    async def served(self, caller: Caller, submitted: float, first_delta: float | None) -> None:
-        """`submitted`, `first_delta`: time.monotonic() readings; a job with no delta counts its whole run."""
+    async def served(self, caller: Caller, submitted: float, first_delta: float | None, own_node: bool = False) -> None:
+        """`submitted`, `first_delta`: time.monotonic() readings; a job with no delta counts its whole run.
+        `own_node`: it ran on one of the holder's own Cluster nodes (kept apart: see `credit_breaches`)."""
         end = time.monotonic()
-        await self._record(caller, submitted, end, round(((first_delta or end) - submitted) * 1000), None)
+        await self._record(caller, submitted, end, round(((first_delta or end) - submitted) * 1000), None, own_node)
 
-    async def failed(self, caller: Caller, submitted: float, error: BaseException | None) -> None:
+    async def failed(self, caller: Caller, submitted: float, error: BaseException | None, own_node: bool = False) -> None:
         """Counted only when the network was at fault: an error with a 5xx status, or an unexpected exception.
         None (the client went away: the generator was closed) and the caller's 4xx are not."""
         if error is None:
@@ -156,15 +157,15 @@ class SlaMeter:
         status = getattr(error, "status", NETWORK_FAULT_MIN_STATUS)
         if status < NETWORK_FAULT_MIN_STATUS:
             return
-        await self._record(caller, submitted, time.monotonic(), None, str(getattr(error, "code", None) or "internal_error")[:40])
+        await self._record(caller, submitted, time.monotonic(), None, str(getattr(error, "code", None) or "internal_error")[:40], own_node)
 
-    async def _record(self, caller: Caller, submitted: float, end: float, ttft_ms: int | None, code: str | None) -> None:
+    async def _record(self, caller: Caller, submitted: float, end: float, ttft_ms: int | None, code: str | None, own_node: bool) -> None:
         if not (caller.metered and caller.lane == "dedicated" and caller.package):
             return
         now_wall, now_mono = time.time(), time.monotonic()
         try:
             await asyncio.to_thread(record, caller.package, caller.account_id, now_wall - (now_mono - submitted),
-                                    now_wall - (now_mono - end), ttft_ms, code, self.settings.sla_period_s)  # fmt: skip
+                                    now_wall - (now_mono - end), ttft_ms, code, self.settings.sla_period_s, own_node)  # fmt: skip
         except Exception:  # the answer already went out or the error is being raised: measuring must not change it
             log.exception("could not record an SLA sample")
 
@@ -235,7 +236,9 @@ def as_dict(entry: PackageSla) -> dict[str, Any]:
 
 def credit_breaches(packages: Packages, settings: Settings, now: float | None = None) -> list[SlaCredit]:
     """Judge every closed period (within the lookback) of every crediting package, holder by holder, and credit each
-    breach once. Safe to run on every replica at once and again after a restart: returns only what this call wrote."""
+    breach once. Safe to run on every replica at once and again after a restart: returns only what this call wrote.
+    Jobs that ran on the holder's own Cluster nodes are left out: the holder picked those nodes (and may run them), so
+    a node kept slow on purpose must not turn into credits paid by the network."""
     now = time.time() if now is None else now
     period_s = settings.sla_period_s
     last_closed = period_of(now - settings.sla_grace_s, period_s) - 1  # its end is at least sla_grace_s ago
@@ -248,8 +251,8 @@ def credit_breaches(packages: Packages, settings: Settings, now: float | None = 
         rows = db.exec(select(SlaJob).where(col(SlaJob.package).in_(list(crediting)), SlaJob.period >= first,
                                             SlaJob.period <= last_closed).order_by(col(SlaJob.id))).all()  # fmt: skip
     holders: dict[tuple[int, str, str], list[SlaJob]] = defaultdict(list)
-    for job in rows:
-        if (job.period, job.account) not in done:
+    for job in rows:  # a holder's own nodes are its own to run well: only the network's work is judged for credit
+        if (job.period, job.account) not in done and not job.own_node:
             holders[(job.period, job.account, job.package)].append(job)
     written = []
     for (period, account, package_id), jobs in sorted(holders.items()):

@@ -73,6 +73,7 @@ class Job:
     streamed: int = 0  # frame bytes its worker has streamed for it (capped: Scheduler.max_job_bytes)
     cluster: str | None = None  # the caller's Cluster (its account): its nodes run this job first
     nodes_only: bool = False  # a Cluster's private model: only its own nodes may run it, whatever others advertise
+    on_own_node: bool = False  # (last) dispatched to one of its Cluster's own nodes
     steering: Steering = ANY_WORKER
     dispatched_at: float = 0.0
     enqueued_at: float = field(default_factory=time.monotonic)
@@ -333,6 +334,7 @@ class Scheduler:
 
     def _dispatch(self, job: Job, worker: WorkerConnection) -> None:
         job.worker = worker
+        job.on_own_node = job.cluster is not None and worker.cluster == job.cluster
         job.tried.add(worker.worker_id)
         job.dispatched_at = time.monotonic()
         worker.jobs[job.job_id] = job

@@ -195,7 +195,7 @@ class InferenceService:
                     self.completed.append(Completed(time.time(), model.id, caller.lane, (done - now) * 1000,
                                                     (first_delta - now) * 1000 if first_delta else None))  # fmt: skip
                     if self.sla is not None:
-                        await self.sla.served(caller, now, first_delta)
+                        await self.sla.served(caller, now, first_delta, own_node=job.on_own_node)
                     yield finished
                     return
                 else:
@@ -209,7 +209,7 @@ class InferenceService:
             if hold is not None and not settled:  # no receipt, no charge: give the hold back
                 await asyncio.to_thread(ledger.release, job.job_id)
             if self.sla is not None and not settled:  # a closed generator (client went away) leaves failure None
-                await self.sla.failed(caller, now, failure)
+                await self.sla.failed(caller, now, failure, own_node=job.on_own_node)
 
     async def rerun(self, job: Job, receipt: dict[str, Any], worker: str) -> dict[str, Any] | None:
         """An audit: the audited receipt's request again on `worker` only, as an `audit` receipt (no charge). Returns

@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('ttft_ms', sa.Integer(), nullable=True),
     sa.Column('served', sa.Boolean(), nullable=False),
     sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('own_node', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('sla_job', schema=None) as batch_op:
