@@ -50,15 +50,13 @@ def cluster_live(packages: Packages, cluster: str, now: float | None = None) -> 
 
 
 def add_node(cluster: str, worker_id: str) -> None:
-    """The Cluster's consent to a worker key as one of its nodes (a worker serves at most one Cluster)."""
+    """The Cluster's consent to a worker key as one of its nodes. Per (Cluster, worker): consenting to a key nobody
+    else may then consent to would let one Cluster lock every public worker out of all others."""
     worker_id = worker_id.lower()
     if not WORKER_ID.match(worker_id):
         raise ClusterError("worker_id is the worker's Ed25519 public key: 64 hex digits (shown when `one worker` starts)")
     with session() as db:
-        existing = db.get(ClusterNode, worker_id)
-        if existing is not None:
-            if existing.cluster != cluster:
-                raise ClusterError("that worker is already a node of another Cluster", 409)
+        if db.get(ClusterNode, (worker_id, cluster)) is not None:
             return
         if db.exec(select(func.count()).select_from(ClusterNode).where(ClusterNode.cluster == cluster)).one() >= MAX_NODES:
             raise ClusterError(f"a Cluster has at most {MAX_NODES} nodes", 403)
@@ -68,8 +66,8 @@ def add_node(cluster: str, worker_id: str) -> None:
 
 def remove_node(cluster: str, worker_id: str) -> bool:
     with session() as db:
-        node = db.get(ClusterNode, worker_id.lower())
-        if node is None or node.cluster != cluster:
+        node = db.get(ClusterNode, (worker_id.lower(), cluster))
+        if node is None:
             return False
         db.delete(node)
         db.commit()
@@ -84,8 +82,8 @@ def nodes_of(cluster: str) -> list[str]:
 def admission_problem(packages: Packages, cluster: str, worker_id: str) -> str | None:
     """Why a hello naming `cluster` is refused, or None: the Cluster consented to this worker and its package is live."""
     with session() as db:
-        node = db.get(ClusterNode, worker_id)
-    if node is None or node.cluster != cluster:
+        node = db.get(ClusterNode, (worker_id, cluster))
+    if node is None:
         return f"Cluster {cluster} has not consented to this worker; its holder adds it first (one cluster add-node {worker_id})"
     if not cluster_live(packages, cluster):
         return f"Cluster {cluster} has no live Cluster package"

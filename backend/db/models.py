@@ -270,12 +270,13 @@ class SlaCredit(SQLModel, table=True):
 
 
 class ClusterNode(SQLModel, table=True):
-    """A worker a Cluster consented to as one of its dedicated nodes (a worker serves at most one Cluster)."""
+    """A Cluster's consent to a worker key as one of its dedicated nodes. Consent is per (Cluster, worker): one
+    Cluster consenting to a key takes nothing from another; the worker's hello names the one it joins."""
 
     __tablename__ = "cluster_node"
 
     worker_id: str = Field(primary_key=True, max_length=64)
-    cluster: str = Field(index=True, max_length=64, description="the Cluster's account")
+    cluster: str = Field(primary_key=True, index=True, max_length=64, description="the Cluster's account")
     added_at: float
 
 

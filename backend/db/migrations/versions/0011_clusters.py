@@ -19,7 +19,7 @@ def upgrade() -> None:
     sa.Column('worker_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('cluster', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('added_at', sa.Float(), nullable=False),
-    sa.PrimaryKeyConstraint('worker_id')
+    sa.PrimaryKeyConstraint('worker_id', 'cluster')
     )
     with op.batch_alter_table('cluster_node', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cluster_node_cluster'), ['cluster'], unique=False)
