@@ -19,7 +19,7 @@ from backend.catalog import Catalog, CatalogModel, Packages
 from backend.db import session
 from backend.db.models import ApiKey, ClusterNode, PrivateModel
 
-WORKER_ID = re.compile(r"^[0-9a-f]{64}$")
+WORKER_ID = re.compile(r"^[0-9a-fA-F]{64}$")  # any case at the door; stored lowercase
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_NODES = 64
 MAX_PRIVATE_MODELS = 16

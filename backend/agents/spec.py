@@ -26,7 +26,17 @@ from typing import Annotated, Any, Literal, Mapping
 
 import yaml
 from croniter import CroniterBadDateError, croniter
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _EVERY = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

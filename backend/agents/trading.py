@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 from web3.logs import DISCARD
 
@@ -31,6 +31,7 @@ from backend.agents.tools import ToolError, tool
 from backend.chain import ONE_DECIMALS, address_problem, connect, pool_amount_out, pool_at, token_at
 from backend.db import session
 from backend.db.models import AgentSpend
+from backend.money.ledger import BPS
 
 WALLET_DOMAIN = "agent-wallet:"
 TOKENS = ("ONE", "USDC")
@@ -250,7 +251,7 @@ async def swap(args: dict[str, Any], ctx: Any) -> str:
                                    json.dumps({"tx": tx_hash, "status": mined["status"]}), job=tx_hash[2:], called=False)  # fmt: skip
             if mined["status"] != 1:
                 raise ToolError(f"the approval {tx_hash} reverted")
-        min_out = quoted * (10_000 - SLIPPAGE_BPS) // 10_000
+        min_out = quoted * (BPS - SLIPPAGE_BPS) // BPS
         tx_hash, mined = await asyncio.to_thread(send, found.w3, account, found.pool.functions.swap(token_in.address, amount, min_out))
         ctx.job = tx_hash[2:]
         if mined["status"] != 1:

@@ -48,8 +48,8 @@ def model_card(model: CatalogModel, scheduler: Scheduler) -> ModelCard:
     model: while one of its nodes serves it)."""
     return ModelCard(
         id=model.id, object="model", created=0, owned_by="one-network", name=model.name, tasks=model.tasks, context_length=model.context,
-        **model.prices(), lanes=model.lanes, available=(online := scheduler.advertises(model.id, model.owner, nodes_only=model.owner is not None)), status="online" if online else "offline",
-        free_slots=scheduler.free_slots(model.id), serve=model.serve.model_dump() if model.serve else None, private=model.owner is not None,
+        **model.prices(), lanes=model.lanes, available=(online := scheduler.advertises(model.id, model.owner, nodes_only=model.private)), status="online" if online else "offline",
+        free_slots=scheduler.free_slots(model.id), serve=model.serve.model_dump() if model.serve else None, private=model.private,
     )  # fmt: skip
 
 

@@ -43,6 +43,11 @@ class CatalogModel(BaseModel):
             raise ValueError(f"{self.id}: per_image_plus_output_tokens needs an image_rate (micro-credits per input image)")
         return self
 
+    @property
+    def private(self) -> bool:
+        """A Cluster's own model: callable by its keys, served by its nodes only."""
+        return self.owner is not None
+
     def prices(self) -> dict[str, str | int]:
         """The billing unit and rates as replies show them (/v1/models, quotes): `image_rate` only where it is used."""
         return {"billing": self.billing, "rate": self.rate, **({"image_rate": self.image_rate} if self.image_rate else {})}

@@ -36,31 +36,35 @@ def artifact(name: str) -> dict[str, Any]:
     return json.loads((HERE / "artifacts" / f"{name}.json").read_text())
 
 
-def token_artifact() -> dict[str, Any]:
-    return artifact("Token")
+def deploy_contract(w3, name: str, deployer: str, *constructor_args: Any):
+    """Deploy one of our committed contracts from `deployer` and wait for it; returns the web3 contract object."""
+    spec = artifact(name)
+    factory = w3.eth.contract(abi=spec["abi"], bytecode=spec["bytecode"])
+    receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(*constructor_args).transact({"from": deployer}))
+    return w3.eth.contract(address=receipt["contractAddress"], abi=spec["abi"])
+
+
+def contract_at(w3, name: str, address: str):
+    """One of our contracts, already deployed at `address`."""
+    return w3.eth.contract(address=w3.to_checksum_address(address), abi=artifact(name)["abi"])
 
 
 def deploy_anchor(w3, owner: str):
     """The EpochAnchor contract, owned by (anchored from) the coordinator's settlement account."""
-    spec = artifact("EpochAnchor")
-    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.contract(abi=spec["abi"], bytecode=spec["bytecode"]).constructor().transact({"from": owner}))
-    return w3.eth.contract(address=receipt["contractAddress"], abi=spec["abi"])
+    return deploy_contract(w3, "EpochAnchor", owner)
 
 
 def anchor_at(w3, address: str):
-    return w3.eth.contract(address=w3.to_checksum_address(address), abi=artifact("EpochAnchor")["abi"])
+    return contract_at(w3, "EpochAnchor", address)
 
 
 def deploy_pool(w3, deployer: str, one_token: str, usdc_token: str, fee_bps: int):
     """The $ONE/USDC constant-product pool (owned by `deployer`, who seeds it with add_liquidity)."""
-    spec = artifact("Pool")
-    factory = w3.eth.contract(abi=spec["abi"], bytecode=spec["bytecode"])
-    receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(one_token, usdc_token, fee_bps).transact({"from": deployer}))
-    return w3.eth.contract(address=receipt["contractAddress"], abi=spec["abi"])
+    return deploy_contract(w3, "Pool", deployer, one_token, usdc_token, fee_bps)
 
 
 def pool_at(w3, address: str):
-    return w3.eth.contract(address=w3.to_checksum_address(address), abi=artifact("Pool")["abi"])
+    return contract_at(w3, "Pool", address)
 
 
 def pool_amount_out(amount_in: int, reserve_in: int, reserve_out: int, fee_bps: int) -> int:
@@ -71,10 +75,7 @@ def pool_amount_out(amount_in: int, reserve_in: int, reserve_out: int, fee_bps: 
 
 def deploy_token(w3, deployer: str, name: str, symbol: str, decimals: int):
     """Deploy one Token and wait for it; returns the web3 contract object."""
-    artifact = token_artifact()
-    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    receipt = w3.eth.wait_for_transaction_receipt(factory.constructor(name, symbol, decimals).transact({"from": deployer}))
-    return w3.eth.contract(address=receipt["contractAddress"], abi=artifact["abi"])
+    return deploy_contract(w3, "Token", deployer, name, symbol, decimals)
 
 
 def connect(rpc_url: str):
@@ -84,7 +85,7 @@ def connect(rpc_url: str):
 
 
 def token_at(w3, address: str):
-    return w3.eth.contract(address=w3.to_checksum_address(address), abi=token_artifact()["abi"])
+    return contract_at(w3, "Token", address)
 
 
 # What a worker sends to work without payouts (`one worker`'s default is the zero address): its earnings are

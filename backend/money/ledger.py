@@ -18,6 +18,8 @@ from sqlmodel import Session, select
 from backend.db import session
 from backend.db.models import LedgerEntry
 
+BPS = 10_000  # basis points in a whole: every *_bps setting and rate is a share of this
+
 
 class InsufficientBalance(Exception):
     def __init__(self, balance: int, needed: int):

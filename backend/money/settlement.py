@@ -34,7 +34,7 @@ from backend.chain import address_problem, anchor_at, connect, token_at
 from backend.config import Settings
 from backend.db import get_engine, session
 from backend.db.models import BondRefund, EpochHead, LedgerEntry, Payout, ReceiptRecord, WorkerRecord
-from backend.money.ledger import CHARGE_KEY_PREFIX
+from backend.money.ledger import BPS, CHARGE_KEY_PREFIX
 from backend.protocol import merkle
 from backend.protocol import receipt as rc
 from backend.protocol.signing import public_hex, sign_hex
@@ -43,7 +43,6 @@ from backend.trust.receipts import rfc3339_now
 
 log = logging.getLogger("one.settlement")
 HEAD_VERSION = 1
-BPS = 10_000
 
 
 def remember_worker(worker_id: str, kind: str, payout_address: str) -> float:

@@ -36,12 +36,12 @@ from backend.config import Settings
 from backend.db import session
 from backend.db.models import SlaCredit, SlaJob
 from backend.money import ledger
+from backend.money.ledger import BPS
 
 if TYPE_CHECKING:
     from backend.serving.inference import Caller
 
 log = logging.getLogger("one.sla")
-BPS = 10_000
 CREDIT_KIND = "sla_credit"
 # Failures that are the network's doing; the rest (4xx) are the caller's and are not counted.
 NETWORK_FAULT_MIN_STATUS = 500

@@ -33,9 +33,6 @@ RESERVATION_RECHECK_S = 30.0
 CLIENT_FAULT_CODES = frozenset({"context_length_exceeded", "invalid_request"})
 
 
-SORTS = ("latency", "reliability", "price")
-
-
 @dataclass(frozen=True)
 class Steering:
     """A caller's routing preferences (the request's `route` field): which workers may run its job, and which first.
@@ -103,10 +100,14 @@ class WorkerConnection:
     cluster: str | None = None  # the Cluster this node is dedicated to (with its consent): it runs no one else's jobs
     close: Callable[[], Awaitable[None]] | None = None  # hang up its socket (a Cluster removed the node)
 
+    def dedicated_to(self, cluster: str | None) -> bool:
+        """Whether this worker is one of that Cluster's own nodes."""
+        return cluster is not None and self.cluster == cluster
+
     def may_run(self, cluster: str | None, steering: Steering = ANY_WORKER, nodes_only: bool = False) -> bool:
         """A Cluster's node runs only that Cluster's jobs (and, `nodes_only`, a Cluster's job runs only on its nodes);
         everyone's workers must meet the caller's preferences."""
-        mine = self.cluster == cluster if nodes_only else self.cluster is None or self.cluster == cluster
+        mine = self.dedicated_to(cluster) or (not nodes_only and self.cluster is None)
         return mine and steering.admits(self)
 
     @property
@@ -145,7 +146,7 @@ def _rank(worker: WorkerConnection, job: Job) -> tuple:
     to first delta, unknown latency last; reliability: audited reliability); then the least loaded relative to its
     weight (a worker at half weight looks twice as loaded), the more reliable (in steps of 5%), the less used, the
     faster."""
-    own = 0 if job.cluster is not None and worker.cluster == job.cluster else 1
+    own = 0 if worker.dedicated_to(job.cluster) else 1
     load = (len(worker.jobs) + 1) / (worker.slots * worker.weight)
     balanced = (load, -round(worker.reliability * 20), worker.served + len(worker.jobs), worker.latency_ewma_s)
     if job.steering.sort == "latency":
@@ -334,7 +335,7 @@ class Scheduler:
 
     def _dispatch(self, job: Job, worker: WorkerConnection) -> None:
         job.worker = worker
-        job.on_own_node = job.cluster is not None and worker.cluster == job.cluster
+        job.on_own_node = worker.dedicated_to(job.cluster)
         job.tried.add(worker.worker_id)
         job.dispatched_at = time.monotonic()
         worker.jobs[job.job_id] = job

@@ -108,9 +108,8 @@ class InferenceService:
     def check_available(self, model: CatalogModel, caller: Caller, steering: Steering = ANY_WORKER) -> None:
         """503 while no worker that may run this caller's job serves the model (offline, or none meets the caller's
         routing preferences); 429 while too many jobs wait."""
-        private = model.owner is not None
-        if not self.scheduler.advertises(model.id, caller.cluster, steering, nodes_only=private):
-            online = self.scheduler.advertises(model.id, caller.cluster, nodes_only=private)
+        if not self.scheduler.advertises(model.id, caller.cluster, steering, nodes_only=model.private):
+            online = self.scheduler.advertises(model.id, caller.cluster, nodes_only=model.private)
             why = "that meets the request's route preferences" if online else "right now"
             raise InferenceError(503, f"No worker is serving `{model.id}` {why}; try again shortly.", "model_unavailable", type_="server_error")
         if self.scheduler.queue_depth() >= self.settings.max_queue_depth:
@@ -169,7 +168,7 @@ class InferenceService:
             exclude=exclude,
             pin=pin,
             cluster=caller.cluster,
-            nodes_only=model.owner is not None,
+            nodes_only=model.private,
             steering=steering,
         )
         hold = await self._hold(caller, model, body, task, job.job_id)

@@ -22,6 +22,7 @@ from sqlmodel import select
 from backend.config import Settings
 from backend.db import session
 from backend.db.models import AuditRecord, WorkerRecord
+from backend.money.ledger import BPS
 from backend.protocol import receipt as rc
 from backend.scheduler import PRIORITY_INCLUDED, Job, Scheduler
 
@@ -29,7 +30,6 @@ log = logging.getLogger("one.audits")
 AUDITED_TASKS = ("chat", "completion")
 AUDIT_PRIORITY = PRIORITY_INCLUDED + 50  # re-runs queue behind paying work
 _random = random.SystemRandom()  # auditor draws must not be predictable from earlier ones
-BPS = 10_000
 
 
 def deterministic(body: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.access.clusters import MODEL_ID, WORKER_ID
 from backend.access.limits import SAFE_INT
 from backend.serving.routing import RoutePreferences
 
@@ -168,14 +169,14 @@ class DeployBody(BaseModel):
 
 
 class NodeBody(BaseModel):
-    worker_id: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="the worker's Ed25519 public key (hex)")
+    worker_id: str = Field(pattern=WORKER_ID.pattern, description="the worker's Ed25519 public key (hex)")
 
 
 class PrivateModelBody(BaseModel):
     """A Cluster's own model: its catalog entry. It runs on the Dedicated lane, on the Cluster's nodes."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    id: str = Field(pattern=MODEL_ID.pattern)
     name: str = Field("", max_length=200)
     tasks: list[Literal["chat", "completion", "embedding", "image", "vision"]] = Field(min_length=1, max_length=5)
     billing: str = "per_1k_output_tokens"
