@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from backend.agents.cli import agent_app
+from backend.agents.cli import agent_app, coordinator_call
 
 if TYPE_CHECKING:
     from backend.dev.devnet import Devnet
@@ -40,14 +40,7 @@ CoordinatorUrl = Annotated[str, typer.Option(help="Coordinator base URL.", envva
 
 
 def _cluster_call(method: str, url: str, key: str, path: str = "", **kw) -> dict:
-    import httpx
-
-    reply = httpx.request(method, f"{url}/one/cluster{path}", headers={"authorization": f"Bearer {key}"}, timeout=60, **kw)
-    body = reply.json()
-    if reply.status_code >= 400:
-        console.print(f"[red]{escape(body['error']['message'])}")
-        raise typer.Exit(1)
-    return body
+    return coordinator_call(method, url, key, f"/one/cluster{path}", **kw)
 
 
 def _show_cluster(body: dict) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from backend.agents import tools
@@ -21,17 +22,22 @@ Url = Annotated[str, typer.Option(help="Coordinator base URL.", envvar="ONE_COOR
 Key = Annotated[str, typer.Option(help="Your ONE API key (SIWE session or Dedicated package).", envvar="ONE_API_KEY")]
 
 
-def _call(method: str, url: str, key: str, path: str, **kw):
-
-    reply = httpx.request(method, f"{url}/one/agents{path}", headers={"authorization": f"Bearer {key}"}, timeout=60, **kw)
+def coordinator_call(method: str, url: str, key: str, path: str, **kw) -> dict:
+    """One call to the coordinator's API with a bearer key (the `one agent` and `one cluster` commands): its JSON
+    body, or the refusal printed (an agent file's problems line by line) and exit 1."""
+    reply = httpx.request(method, f"{url}{path}", headers={"authorization": f"Bearer {key}"}, timeout=60, **kw)
     body = reply.json()
     if reply.status_code >= 400:
         for p in body.get("problems", []):
-            console.print(f"[red]line {p['line']}: {p['field'] or '(document)'}: {p['message']}")
+            console.print(f"[red]line {p['line']}: {escape(p['field'] or '(document)')}: {escape(p['message'])}")
         if not body.get("problems"):
-            console.print(f"[red]{body['error']['message']}")
+            console.print(f"[red]{escape(body['error']['message'])}")
         raise typer.Exit(1)
     return body
+
+
+def _call(method: str, url: str, key: str, path: str, **kw) -> dict:
+    return coordinator_call(method, url, key, f"/one/agents{path}", **kw)
 
 
 def availability_warnings(model: str, url: str) -> list[str]:
