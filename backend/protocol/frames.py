@@ -17,6 +17,7 @@ SILENCE_LIMIT_S = 15.0
 # The largest frame either end accepts (characters of JSON text): a job carries a request the coordinator's
 # body cap already bounds (8 MiB by default), a delta a slice of an answer. Bigger frames close the socket.
 MAX_FRAME_BYTES = 16 * 2**20
+MAX_HELLO_MODELS = 256  # models one worker may offer; the coordinator looks each up (private models) before admitting it
 TASKS = ("chat", "completion", "embedding", "image", "vision")
 WORKER_KINDS = ("node", "browser")
 
@@ -103,6 +104,8 @@ def _check_hello(frame: dict[str, Any]) -> None:
         raise ProtocolError(f"hello.kind must be one of {WORKER_KINDS}")
     if frame["slots"] < 1:
         raise ProtocolError("hello.slots must be >= 1")
+    if len(frame["models"]) > MAX_HELLO_MODELS:
+        raise ProtocolError(f"hello.models lists {len(frame['models'])} models; a worker offers at most {MAX_HELLO_MODELS}")
     cluster = frame.get("cluster")
     if cluster is not None and not (isinstance(cluster, str) and re.fullmatch(r"0x[0-9a-f]{40}", cluster)):
         raise ProtocolError("hello.cluster must be the Cluster's account address (0x and 40 lowercase hex digits)")

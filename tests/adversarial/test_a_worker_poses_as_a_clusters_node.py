@@ -37,7 +37,7 @@ PACKAGES = Packages(packages=[Package(id="cluster", name="Cluster", price=1, dur
 OFFER = [{"id": "tiny-chat", "max_context": 2048, "tasks": ["chat"]}, {"id": "acme-tiny", "max_context": 2048, "tasks": ["chat"]}]
 
 
-def _hello(scheduler: Scheduler, key: SigningKey, cluster: str | None) -> dict:
+def _hello(scheduler: Scheduler, key: SigningKey, cluster: str | None, offer: list[dict] = OFFER) -> dict:
     api = FastAPI()
 
     @api.websocket("/worker/ws")
@@ -47,7 +47,7 @@ def _hello(scheduler: Scheduler, key: SigningKey, cluster: str | None) -> dict:
     with TestClient(api).websocket_connect("/worker/ws") as ws:
         nonce = json.loads(ws.receive_text())["nonce"]
         ws.send_text(frames.encode(frames.hello(kind="node", pubkey=public_hex(key), payout_address="0x", slots=1, hardware={},
-                                                version="test", models=OFFER, sig=sign_hex(key, bytes.fromhex(nonce)), cluster=cluster)))  # fmt: skip
+                                                version="test", models=offer, sig=sign_hex(key, bytes.fromhex(nonce)), cluster=cluster)))  # fmt: skip
         answer = json.loads(ws.receive_text())
         if answer["type"] == "welcome":  # registered right after the welcome is sent
             deadline = time.monotonic() + 5
