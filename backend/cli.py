@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Callable
@@ -148,21 +150,42 @@ def settle(
 
 @app.command("verify-audit")
 def verify_audit_cmd(
-    reply_file: Annotated[Path, typer.Argument(help="The chat completion reply (JSON, with its receipt; asked with logprobs=true)")],
+    reply_file: Annotated[Path, typer.Argument(help="The API reply (JSON, with its receipt and token_ids)")],
     request_file: Annotated[Path, typer.Option("--request", help="The request body you sent (JSON)")],
     model_dir: Annotated[Path, typer.Option("--model-dir", help="The claimed model's weights (transformers folder)")],
-    tolerance: Annotated[float, typer.Option(help="Largest allowed logprob gap per token")] = 1e-3,
+    tolerance: Annotated[float, typer.Option(help="Largest allowed logprob gap per token (replies asked with logprobs=true)")] = 1e-3,
 ) -> None:
-    """Audit mode: re-score the answer with the claimed model and compare with the worker's committed logprobs."""
+    """Audit mode: re-score the answer with the claimed model under the sampling seed its receipt commits to (one
+    teacher-forced pass, as the network's auditors do), and compare any committed logprobs. Needs the worker
+    distribution's local engines (`pip install './worker[ml]'`): the re-scoring runs there (python -m gpu_worker.audit)."""
     from backend.trust.verify import audit_logprobs
 
     reply, body = json.loads(reply_file.read_text()), json.loads(request_file.read_text())
-    result = audit_logprobs(model_dir, body, reply["choices"][0], reply.get("receipt"), tolerance)
-    for name, ok in result["checks"].items():
-        console.print(f"{name:14} " + ("[green]ok" if ok else "[red]FAIL"))
-    console.print(f"largest logprob gap: {result['max_gap']}")
-    console.print("[green]the answer matches the claimed model" if result["ok"] else "[red]the answer does NOT match the claimed model")
-    raise typer.Exit(0 if result["ok"] else 1)
+    results = []
+    if reply.get("token_ids") is not None and (reply.get("receipt") or {}).get("sampling_seed"):
+        run = subprocess.run([sys.executable, "-m", "gpu_worker.audit", str(reply_file), "--request", str(request_file), "--model-dir", str(model_dir)],
+                             capture_output=True, text=True)  # fmt: skip
+        if not run.stdout.strip():
+            console.print(f"[red]cannot re-score here (install the worker with its local engines): {escape(run.stderr.strip()[-500:])}")
+            raise typer.Exit(2)
+        rescored = json.loads(run.stdout.strip().splitlines()[-1])
+        results.append(rescored)
+        if rescored["judgement"]:
+            j = rescored["judgement"]
+            console.print(f"re-scored {j['tokens']} tokens: {j['misses']} not the model's pick, mean margin {j['mean_margin']} -> {j['verdict']}")
+    if any((c.get("logprobs") or {}).get("content") for c in reply.get("choices") or []):
+        result = audit_logprobs(model_dir, body, reply["choices"][0], reply.get("receipt"), tolerance)
+        console.print(f"largest logprob gap: {result['max_gap']}")
+        results.append(result)
+    if not results:
+        console.print("[red]nothing to audit: the reply has no token_ids with a seeded receipt, and no logprobs")
+        raise typer.Exit(2)
+    for result in results:
+        for name, ok in result["checks"].items():
+            console.print(f"{name:16} " + ("[green]ok" if ok else "[red]FAIL"))
+    ok = all(r["ok"] for r in results)
+    console.print("[green]the answer matches the claimed model" if ok else "[red]the answer does NOT match the claimed model")
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command("verify-proof")

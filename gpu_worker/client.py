@@ -46,8 +46,12 @@ class LocalEngines:
     async def run(self, job: Job, cancel: threading.Event) -> AsyncIterator[Output | Finished]:
         engine = self.engines[job.model]
         if job.task in rc.TEXT_TASKS:
-            async for event in stream_text(engine, job.task, job.body, cancel):
+            async for event in stream_text(engine, job.task, job.body, cancel, job.sampling_seed):
                 yield event
+        elif job.task == "score" and hasattr(engine, "score"):
+            items, read = await engine.score(job.body)
+            yield items
+            yield Finished(input_tokens=read)
         elif job.task == "embedding":
             embedded = await engine.embed(job.body)
             yield outputs.embedding_items(embedded.vectors)
@@ -117,10 +121,11 @@ class WorkerClient:
 
 
 async def stream_text(
-    engine: Engine, task: str, body: dict[str, Any], cancel: threading.Event
+    engine: Engine, task: str, body: dict[str, Any], cancel: threading.Event, sampling_seed: str | None = None
 ) -> AsyncIterator[Output | Finished]:
-    """Run a text engine through the shared layer: yield OpenAI stream choices (one choice a chunk), then the usage;
-    nothing more once cancelled."""
+    """Run a text engine through the shared layer: yield OpenAI stream choices (one choice a chunk), then the usage
+    and, when the engine knows them, every choice's token ids (what the attestation commits to); nothing more once
+    cancelled."""
     try:
         forced = bool(structured.forced_tools(body))
     except structured.RequestError as exc:
@@ -128,6 +133,7 @@ async def stream_text(
     streams: dict[int, structured.ChoiceStream] = {}
     started: set[int] = set()
     input_tokens = output_tokens = 0
+    tokens: dict[int, list[int] | None] = {}
 
     def choice(index: int, delta: dict[str, Any], finish: str | None = None, logprobs=None) -> dict[str, Any]:
         if task == "completion":
@@ -137,11 +143,12 @@ async def stream_text(
             delta = {"role": "assistant", **delta}
         return outputs.chat_choice(index, delta, finish, logprobs)
 
-    async for event in engine.generate(task, body, cancel):
+    async for event in engine.generate(task, body, cancel, sampling_seed):
         stream = streams.setdefault(event.index, structured.ChoiceStream(body, forced_call=forced))
         if isinstance(event, End):
             input_tokens += event.input_tokens
             output_tokens += event.output_tokens
+            tokens[event.index] = event.tokens
             for delta in stream.finish():
                 yield [choice(event.index, delta)]
             finish = "tool_calls" if stream.made_tool_calls else ("stop" if stream.stopped else event.finish_reason)
@@ -154,4 +161,6 @@ async def stream_text(
             for i, delta in enumerate(deltas):  # one chunk per delta: clients expect each index once a chunk
                 yield [choice(event.index, delta, logprobs=event.logprobs if i == last else None)]
     if not cancel.is_set():  # a vision job is billed per image it read, too: claim them (the coordinator counts them as well)
-        yield Finished(input_tokens=input_tokens, output_tokens=output_tokens, images=len(OpenAIBody(body).image_parts()))
+        known = tokens and all(ids is not None for ids in tokens.values())
+        yield Finished(input_tokens=input_tokens, output_tokens=output_tokens, images=len(OpenAIBody(body).image_parts()),
+                       tokens=[tokens[i] for i in sorted(tokens)] if known else None)  # fmt: skip

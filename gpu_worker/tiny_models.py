@@ -54,8 +54,11 @@ def _save(out_dir: Path, *parts) -> Path:
     return out_dir
 
 
-def build_tiny_chat(out_dir: Path, seed: int = 0) -> Path:
-    """Write a tiny Llama chat model with its tokenizer into `out_dir` (idempotent)."""
+def build_tiny_chat(out_dir: Path, seed: int = 0, initializer_range: float = 0.3) -> Path:
+    """Write a tiny Llama chat model with its tokenizer into `out_dir` (idempotent). Its random weights are drawn wide
+    (`initializer_range`; transformers' 0.02 gives every token nearly the same probability) so next-token
+    distributions are peaked, as a trained model's are: what audits tell models apart by. The EOS row of its output
+    layer is zeroed, so answers run to max_tokens rather than stopping at random."""
     out_dir = Path(out_dir)
     if (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists():
         return out_dir
@@ -83,8 +86,12 @@ def build_tiny_chat(out_dir: Path, seed: int = 0) -> Path:
         pad_token_id=fast.convert_tokens_to_ids("<|endoftext|>"),
         bos_token_id=None,
         tie_word_embeddings=False,
+        initializer_range=initializer_range,
     )
-    return _save(out_dir, LlamaForCausalLM(config), fast)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.lm_head.weight[config.eos_token_id].zero_()
+    return _save(out_dir, model, fast)
 
 
 def build_tiny_vision(out_dir: Path, seed: int = 0) -> Path:
@@ -172,3 +179,19 @@ ENGINE_KINDS = {"tiny-chat": "transformers", "tiny-vision": "transformers", "tin
 
 def build_all(root: Path) -> dict[str, Path]:
     return {name: build(Path(root) / name) for name, build in BUILDERS.items()}
+
+
+def build_rounded(source: Path, out_dir: Path, bits: int = 8) -> Path:
+    """A copy of a transformers model with every Linear weight rounded to `bits` (symmetric, per output channel):
+    what a worker serving a cheaper quantised model in place of the claimed one runs (audit tests, bench/audits.py)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    levels = 2 ** (bits - 1) - 1
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                scale = module.weight.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / levels
+                module.weight.copy_((module.weight / scale).round().clamp(-levels, levels) * scale)
+    return _save(Path(out_dir), model, AutoTokenizer.from_pretrained(source))

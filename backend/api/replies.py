@@ -79,7 +79,7 @@ class TextReply:
     def final(self, finished: Finished) -> ChatCompletion | Completion:
         """The whole answer of a job that ran to its receipt."""
         head = {"id": self.id, "created": self.created, "model": self.model, "usage": usage(finished.usage),
-                "receipt": finished.receipt, "request_salt": finished.request_salt}  # fmt: skip
+                "receipt": finished.receipt, "request_salt": finished.request_salt, **_token_ids(finished)}  # fmt: skip
         choices = finished.output.ordered_choices()
         if not self.chat:
             return Completion(**head, object="text_completion", choices=[
@@ -100,7 +100,7 @@ class TextReply:
                     yield _sse(self.chunk(event.data).model_dump(exclude_unset=True))
                 else:
                     extra = {"usage": usage(event.usage)} if include_usage else {}
-                    last = self.chunk([], receipt=event.receipt, request_salt=event.request_salt, **extra)
+                    last = self.chunk([], receipt=event.receipt, request_salt=event.request_salt, **_token_ids(event), **extra)
                     yield _sse(last.model_dump(exclude_unset=True))
                     break
                 event = await anext(events)
@@ -109,6 +109,11 @@ class TextReply:
         except StopAsyncIteration:
             yield _sse(error_body("The stream ended without a result; nothing was charged.", "server_error", None, "incomplete"))
         yield "data: [DONE]\n\n"
+
+
+def _token_ids(finished: Finished) -> dict[str, Any]:
+    """`token_ids` beside the receipt when the worker committed to them (what a client's own audit re-scores)."""
+    return {"token_ids": finished.tokens} if finished.tokens is not None else {}
 
 
 def _message(choice: dict[str, Any]) -> AssistantMessage:

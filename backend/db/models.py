@@ -117,7 +117,7 @@ class ConsumedTx(SQLModel, table=True):
 
 
 class AuditRecord(SQLModel, table=True):
-    """One audit of a receipt by redundant execution: who re-ran it and what was decided."""
+    """One audit of a receipt (re-scored or re-run): who audited it, what was decided, and its public outcome."""
 
     __tablename__ = "audit"
 
@@ -128,6 +128,8 @@ class AuditRecord(SQLModel, table=True):
     verdict: str = Field(max_length=16, description="pass | fail | inconclusive")
     culprit: str | None = Field(default=None, max_length=64, description="the worker whose output was the odd one out")
     at: float
+    outcome: str | None = Field(default=None, description="the published outcome document (JSON; no content: hashes, keys, scores)")
+    outcome_receipt: str | None = Field(default=None, max_length=64, index=True, description="hash of the coordinator's outcome receipt")
 
 
 class EpochHead(SQLModel, table=True):

@@ -77,6 +77,15 @@ class OpenAIBody:
                     parts.append(ImagePart(i, j, ref.get("url") if isinstance(ref, dict) else ref))
         return parts
 
+    def constrained(self) -> bool:
+        """Is the output held to a grammar (a JSON response_format, or a tool call forced by tool_choice)? The
+        grammar then shapes every pick, which a plain re-scoring pass does not reproduce."""
+        fmt = self.raw.get("response_format")
+        if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+            return True
+        choice = self.raw.get("tool_choice")
+        return bool(self.raw.get("tools")) and (choice == "required" or isinstance(choice, dict))
+
     def chat_task(self) -> str:
         """A chat request with image parts is a vision job (routed to models that declare `vision`)."""
         return "vision" if self.image_parts() else "chat"

@@ -18,7 +18,7 @@ SILENCE_LIMIT_S = 15.0
 # body cap already bounds (8 MiB by default), a delta a slice of an answer. Bigger frames close the socket.
 MAX_FRAME_BYTES = 16 * 2**20
 MAX_HELLO_MODELS = 256  # models one worker may offer; the coordinator looks each up (private models) before admitting it
-TASKS = ("chat", "completion", "embedding", "image", "vision")
+TASKS = ("chat", "completion", "embedding", "image", "vision", "score")  # score: re-score an answer for an audit
 WORKER_KINDS = ("node", "browser")
 
 
@@ -169,8 +169,10 @@ def job(
     request_salt: str,
     request_digest: str,
     deadline_ms: int,
+    sampling_seed: str | None = None,
 ) -> dict[str, Any]:
-    """A job for a worker. Audit re-runs use this same frame: a worker must not be able to tell it is audited."""
+    """A job for a worker. Audit re-runs use this same frame: a worker must not be able to tell it is audited.
+    A text job carries the `sampling_seed` its worker samples with (backend.protocol.sampler) and commits to."""
     return {
         "type": "job",
         "job_id": job_id,
@@ -180,6 +182,7 @@ def job(
         "request_salt": request_salt,
         "request_digest": request_digest,
         "deadline_ms": deadline_ms,
+        **({"sampling_seed": sampling_seed} if sampling_seed else {}),
     }
 
 
@@ -188,9 +191,11 @@ def delta(job_id: str, n: int, data: Any) -> dict[str, Any]:
 
 
 def done(
-    job_id: str, usage: dict[str, int], output_digest: str, attestation_sig: str, logprobs_digest: str | None = None
+    job_id: str, usage: dict[str, int], output_digest: str, attestation_sig: str, logprobs_digest: str | None = None,
+    tokens: list[list[int]] | None = None,
 ) -> dict[str, Any]:
-    frame = {
+    """`tokens`: a text job's token ids per choice, which its attestation commits to (for re-scoring audits)."""
+    frame: dict[str, Any] = {
         "type": "done",
         "job_id": job_id,
         "usage": usage,
@@ -199,6 +204,8 @@ def done(
     }
     if logprobs_digest is not None:
         frame["logprobs_digest"] = logprobs_digest
+    if tokens is not None:
+        frame["tokens"] = tokens
     return frame
 
 

@@ -65,6 +65,21 @@ def logprobs_digest(choices: Iterable[Mapping[str, Any]]) -> str | None:
     return sha256hex(jcs(lists)) if any(lists) else None
 
 
+def tokens_digest(tokens: list[list[int]]) -> str:
+    """Digest of the token ids of a text answer, one list per choice in index order (EOS included): with the
+    sampling seed, what an audit re-scores in one teacher-forced pass (backend.protocol.sampler)."""
+    return sha256hex(jcs(tokens))
+
+
+def valid_tokens(tokens: Any, choices: int, output_tokens: int, limit: int = 2**20) -> bool:
+    """A done frame's `tokens`: one list of token ids per choice, as many ids in all as the usage claims."""
+    if not isinstance(tokens, list) or len(tokens) != choices or not all(isinstance(ids, list) for ids in tokens):
+        return False
+    if sum(len(ids) for ids in tokens) != output_tokens or output_tokens > limit:
+        return False
+    return all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**31 for ids in tokens for t in ids)
+
+
 def accumulate_choice(assembled: dict[int, dict[str, Any]], choice: Mapping[str, Any]) -> None:
     """Fold one streamed choice (chat `delta` or completion `text`) into per-index output.
 
@@ -137,6 +152,8 @@ class OutputAssembler:
             return embedding_output_digest(item["embedding"] for item in ordered)
         if self.task == "image":
             return image_output_digest(base64.b64decode(item["b64_json"]) for item in ordered)
+        if self.task == "score":  # an audit's per-token margins (backend.protocol.sampler)
+            return sha256hex(jcs(ordered))
         raise ValueError(f"no output digest for task {self.task!r}")
 
 
@@ -165,6 +182,12 @@ def normalize_usage(usage: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
+def optional_commitments(logprobs_digest: str | None, sampling_seed: str | None, tokens_digest: str | None) -> list[tuple[str, str]]:
+    """The optional keys an attestation may commit to, and so its receipt restates (same key, same value)."""
+    named = (("logprobs_digest", logprobs_digest), ("sampling_seed", sampling_seed), ("tokens_digest", tokens_digest))
+    return [(key, value) for key, value in named if value is not None]
+
+
 def attestation(
     job: str,
     model: str,
@@ -172,8 +195,11 @@ def attestation(
     output_digest: str,
     usage: Mapping[str, Any],
     logprobs_digest: str | None = None,
+    sampling_seed: str | None = None,
+    tokens_digest: str | None = None,
 ) -> dict[str, Any]:
-    """The statement a worker signs: what it ran, on what, producing what."""
+    """The statement a worker signs: what it ran, on what, producing what. A text job's attestation also commits
+    to the sampling seed it was given and the token ids it produced, so the answer can be re-scored (audits)."""
     att: dict[str, Any] = {
         "v": RECEIPT_VERSION,
         "job": job,
@@ -182,8 +208,8 @@ def attestation(
         "output_digest": output_digest,
         "usage": normalize_usage(usage),
     }
-    if logprobs_digest is not None:
-        att["logprobs_digest"] = logprobs_digest
+    for key, value in optional_commitments(logprobs_digest, sampling_seed, tokens_digest):
+        att[key] = value
     return att
 
 
@@ -196,6 +222,8 @@ def attestation_of_receipt(receipt: Mapping[str, Any]) -> dict[str, Any]:
         output_digest=receipt["output_digest"],
         usage=receipt["usage"],
         logprobs_digest=receipt.get("logprobs_digest"),
+        sampling_seed=receipt.get("sampling_seed"),
+        tokens_digest=receipt.get("tokens_digest"),
     )
 
 
@@ -229,6 +257,8 @@ def build_receipt(
     parent: str | None,
     coordinator: str,
     logprobs_digest: str | None = None,
+    sampling_seed: str | None = None,
+    tokens_digest: str | None = None,
 ) -> dict[str, Any]:
     """Assemble an unsigned receipt in the exact v1 shape."""
     if kind not in RECEIPT_KINDS:
@@ -257,6 +287,6 @@ def build_receipt(
         "parent": parent,
         "coordinator": coordinator,
     }
-    if logprobs_digest is not None:
-        receipt["logprobs_digest"] = logprobs_digest
+    for key, value in optional_commitments(logprobs_digest, sampling_seed, tokens_digest):
+        receipt[key] = value
     return receipt

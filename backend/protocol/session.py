@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from backend.protocol import frames
 from backend.protocol import receipt as rc
+from backend.protocol import sampler
 from backend.protocol.jobs import JobRefused
 
 log = logging.getLogger("one.worker")
@@ -66,10 +67,14 @@ class Job:
     request_salt: str
     request_digest: str
     deadline_ms: int
+    sampling_seed: str | None = None  # text jobs: what the ONE sampler draws with (backend.protocol.sampler)
 
     @classmethod
     def from_frame(cls, frame: dict[str, Any]) -> Job:
-        return cls(**{f.name: frame[f.name] for f in fields(cls)})
+        job = cls(**{f.name: frame[f.name] for f in fields(cls) if f.name in frame})
+        if job.sampling_seed is not None and not sampler.valid_seed(job.sampling_seed):
+            raise JobRefused("invalid_request", "sampling_seed must be 64 lowercase hex digits")
+        return job
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class Finished:
     input_tokens: int = 0
     output_tokens: int = 0
     images: int = 0
+    tokens: list[list[int]] | None = None  # a text job's token ids per choice (EOS included), committed to for audits
 
     @property
     def usage(self) -> dict[str, int]:
@@ -171,7 +177,11 @@ class WorkerSession:
             busy = len(self._running)
             await send(frames.pong(frame["t"], busy / self.slots, max(busy - self.slots, 0)))
         elif kind == "job":
-            job, cancel = Job.from_frame(frame), threading.Event()
+            try:
+                job, cancel = Job.from_frame(frame), threading.Event()
+            except JobRefused as exc:
+                await send(frames.error(frame["job_id"], exc.code, str(exc)))
+                return
             task = asyncio.ensure_future(self._serve(job, cancel, send))
             self._running[job.job_id] = (task, cancel)
             task.add_done_callback(lambda _task, job_id=job.job_id: self._running.pop(job_id, None))
@@ -199,8 +209,12 @@ class WorkerSession:
                 raise RuntimeError(f"the engine for {job.model} ended without its usage")
             digest = output.digest()
             committed = rc.logprobs_digest(output.ordered_choices()) if job.task in rc.TEXT_TASKS else None
-            statement = rc.attestation(job.job_id, job.model, job.request_digest, digest, finished.usage, committed)
-            await send(frames.done(job.job_id, finished.usage, digest, await self.identity.sign(rc.jcs(statement)), committed))
+            tokens = finished.tokens if job.task in rc.TEXT_TASKS else None
+            statement = rc.attestation(job.job_id, job.model, job.request_digest, digest, finished.usage, committed,
+                                       sampling_seed=job.sampling_seed if job.task in rc.TEXT_TASKS else None,
+                                       tokens_digest=rc.tokens_digest(tokens) if tokens is not None else None)  # fmt: skip
+            signature = await self.identity.sign(rc.jcs(statement))
+            await send(frames.done(job.job_id, finished.usage, digest, signature, committed, tokens=tokens))
             self.events.served(job, finished)
         except JobRefused as exc:
             if not cancel.is_set():

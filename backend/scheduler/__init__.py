@@ -72,6 +72,7 @@ class Job:
     nodes_only: bool = False  # a Cluster's private model: only its own nodes may run it, whatever others advertise
     on_own_node: bool = False  # (last) dispatched to one of its Cluster's own nodes
     steering: Steering = ANY_WORKER
+    sampling_seed: str | None = None  # a text job's seed for the ONE sampler (backend.protocol.sampler)
     dispatched_at: float = 0.0
     enqueued_at: float = field(default_factory=time.monotonic)
 
@@ -348,6 +349,7 @@ class Scheduler:
             request_salt=job.request_salt,
             request_digest=job.request_digest,
             deadline_ms=remaining_ms,
+            sampling_seed=job.sampling_seed,
         )  # nothing on the wire says whether a job is an audit
         asyncio.get_running_loop().create_task(self._send_job(worker, job, frame))
 

@@ -25,8 +25,9 @@ from backend.money import ledger
 from backend.money.lanes import Hold, Lanes, quote
 from backend.money.sla import SlaMeter
 from backend.protocol import receipt as rc
+from backend.protocol import sampler
 from backend.protocol.body import charge_unit
-from backend.protocol.signing import verify_hex
+from backend.protocol.signing import public_hex, sign_hex, verify_hex
 from backend.scheduler import ANY_WORKER, CLIENT_FAULT_CODES, PRIORITY_INCLUDED, Job, Scheduler, Steering
 from backend.serving.routing import FALLBACK_STATUSES, RouteProblem, preferences_of
 from backend.serving.usage import bill
@@ -57,6 +58,7 @@ class Finished:
     request_salt: str
     usage: dict[str, int]
     output: rc.OutputAssembler  # assembled choices (text tasks) or data items (embedding, image)
+    tokens: list[list[int]] | None = None  # a text answer's token ids per choice, as its worker committed to them
 
     @property
     def model(self) -> str:
@@ -146,7 +148,7 @@ class InferenceService:
     async def attempt(
         self, model: CatalogModel, task: str, body: dict[str, Any], caller: Caller, job_id: str | None = None,
         exclude: frozenset[str] = frozenset(), audit_of: dict[str, Any] | None = None, pin: str | None = None,
-        steering: Steering = ANY_WORKER,
+        steering: Steering = ANY_WORKER, sampling_seed: str | None = None,
     ) -> AsyncIterator[Delta | Finished]:
         """One model's job: Delta events, then one Finished; InferenceError on failure. `audit_of`: this job re-executes
         that receipt's request (kind "audit", no charge); `pin`: only that worker may run it (the auditor drawn);
@@ -170,6 +172,7 @@ class InferenceService:
             cluster=caller.cluster,
             nodes_only=model.private,
             steering=steering,
+            sampling_seed=(sampling_seed or sampler.seed_for(body)) if task in rc.TEXT_TASKS else None,
         )
         hold = await self._hold(caller, model, body, task, job.job_id)
         self.scheduler.submit(job)
@@ -218,12 +221,66 @@ class InferenceService:
         if model is None:
             return None
         try:
-            async for event in self.attempt(model, job.task, job.body, caller, pin=worker, audit_of=receipt):
+            async for event in self.attempt(model, job.task, job.body, caller, pin=worker, audit_of=receipt, sampling_seed=receipt.get("sampling_seed")):
                 if isinstance(event, Finished):
                     return event.receipt
         except InferenceError as exc:
             log.info("audit re-run of %s failed: %s", receipt["hash"][:12], exc.message)
         return None
+
+    async def score(self, job: Job, receipt: dict[str, Any], body: dict[str, Any], worker: str) -> tuple[list[float], dict[str, Any]] | None:
+        """An audit of a text answer: `worker` re-scores the answer's tokens with the claimed model in one teacher-forced
+        pass (a `score` job: body = {"task", "request", "sampling_seed", "choices": [{"index", "tokens", "content"}]}).
+        Returns the per-token margins (backend.protocol.sampler) and the `audit` receipt of that work (no charge), or None
+        when the auditor failed or answered out of form (the audit then stays inconclusive)."""
+        salt = secrets.token_hex(16)
+        scoring = Job(
+            job_id=uuid.uuid4().hex, task="score", model=job.model, body=body, request_salt=salt,
+            request_digest=rc.request_digest(body, salt), deadline_s=time.monotonic() + self.settings.job_deadline_s,
+            priority=AUDIT_PRIORITY, pin=worker, cluster=job.cluster, nodes_only=job.nodes_only,
+        )  # fmt: skip
+        self.scheduler.submit(scoring)
+        output = rc.OutputAssembler("score")
+        try:
+            while True:
+                event = await self._next_event(scoring)
+                if event[0] == "delta":
+                    output.add(event[1]["data"])
+                elif event[0] == "done":
+                    break
+                else:
+                    raise _worker_error(*event[1:])
+            done, auditor = event[1], scoring.worker
+            usage, digest = rc.normalize_usage(done["usage"]), output.digest()
+            statement = rc.attestation(scoring.job_id, job.model, scoring.request_digest, digest, usage)
+            if auditor is None or done["output_digest"] != digest or not verify_hex(auditor.worker_id, rc.jcs(statement), done["attestation_sig"]):
+                raise ValueError("the auditor's attestation does not match what it sent")
+            margins = _claimed_margins(output.ordered_items(), body["choices"])
+        except (InferenceError, ValueError, TypeError, KeyError) as exc:
+            log.info("scoring audit of %s on %s… failed: %s", receipt["hash"][:12], worker[:12], getattr(exc, "message", exc))
+            return None
+        finally:
+            if not scoring.finished:
+                await self.scheduler.cancel(scoring)
+        stored = await self.receipts.append(
+            job=scoring.job_id, kind="audit", lane="included", account=self.receipts.account_ref("audit"), model=job.model,
+            request_digest=scoring.request_digest, output_digest=digest, usage=usage, charge_unit=charge_unit("included"),
+            charge_amount=0, worker_id=auditor.worker_id, worker_sig=done["attestation_sig"], parent=receipt["hash"],
+        )  # fmt: skip
+        return margins, stored
+
+    async def outcome(self, receipt: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+        """An audit's outcome in the public log: an `audit` receipt the coordinator signs in the worker slot (as for
+        tool calls), whose request digest is the audited receipt's hash and whose output digest is sha256(JCS(document))."""
+        job_id, usage = uuid.uuid4().hex, {"input_tokens": 0, "output_tokens": 0, "images": 0}
+        output_digest = rc.sha256hex(rc.jcs(document))
+        statement = rc.attestation(job_id, receipt["model"], receipt["hash"], output_digest, usage)
+        return await self.receipts.append(
+            job=job_id, kind="audit", lane="included", account=self.receipts.account_ref("audit"), model=receipt["model"],
+            request_digest=receipt["hash"], output_digest=output_digest, usage=usage, charge_unit=charge_unit("included"),
+            charge_amount=0, worker_id=public_hex(self.receipts.key), worker_sig=sign_hex(self.receipts.key, rc.jcs(statement)),
+            parent=receipt["hash"],
+        )  # fmt: skip
 
     async def _hold(self, caller: Caller, model: CatalogModel, body: dict[str, Any], task: str, job_id: str) -> Hold | None:
         """Reserve the request's quote on its lane, or answer 402 with a Dedicated offer."""
@@ -280,7 +337,12 @@ class InferenceService:
         committed = rc.logprobs_digest(output.ordered_choices()) if job.task in rc.TEXT_TASKS else None
         if done.get("logprobs_digest") != committed:
             raise InferenceError(502, "Worker's logprobs digest does not match the streamed logprobs.", "worker_output_mismatch", type_="server_error")
-        attestation = rc.attestation(job.job_id, model.id, job.request_digest, output_digest, usage, committed)
+        tokens = done.get("tokens")
+        if tokens is not None and not rc.valid_tokens(tokens, len(output.ordered_choices()), usage["output_tokens"]):
+            raise InferenceError(502, "Worker's token ids do not match its answer's choices and usage.", "worker_output_mismatch", type_="server_error")
+        tokens_digest = rc.tokens_digest(tokens) if tokens is not None and job.task in rc.TEXT_TASKS else None
+        attestation = rc.attestation(job.job_id, model.id, job.request_digest, output_digest, usage, committed,
+                                     sampling_seed=job.sampling_seed, tokens_digest=tokens_digest)  # fmt: skip
         if worker is None or not verify_hex(worker.worker_id, rc.jcs(attestation), done["attestation_sig"]):
             raise InferenceError(502, "Worker's attestation signature does not verify.", "worker_bad_attestation", type_="server_error")
         # The receipt keeps the worker's signed claim; the charge is the rate on what the coordinator counted
@@ -307,11 +369,28 @@ class InferenceService:
             worker_sig=done["attestation_sig"],
             parent=audit_of["hash"] if audit_of else caller.parent,
             logprobs_digest=committed,
+            sampling_seed=job.sampling_seed,
+            tokens_digest=tokens_digest,
             settle=(hold.account, hold.epoch) if hold is not None else None,
         )
+        tokens = tokens if tokens_digest else None
         if self.auditor is not None and audit_of is None:
-            self.auditor.consider(job, stored)
-        return Finished(receipt=stored, request_salt=salt, usage=usage, output=output)
+            self.auditor.consider(job, stored, output, tokens)
+        return Finished(receipt=stored, request_salt=salt, usage=usage, output=output, tokens=tokens)
+
+
+def _claimed_margins(items: list[dict[str, Any]], choices: list[dict[str, Any]]) -> list[float]:
+    """An auditor's margins, one per claimed token of every choice, checked against the choices it was given."""
+    by_index = {item.get("index"): item.get("margins") for item in items}
+    margins: list[float] = []
+    for choice in choices:
+        values = by_index.get(choice["index"])
+        if not isinstance(values, list) or len(values) != max(len(choice["tokens"]), 0) or not all(
+            isinstance(m, (int, float)) and not isinstance(m, bool) for m in values
+        ):
+            raise ValueError(f"no margin for every token of choice {choice['index']}")
+        margins += [float(m) for m in values]
+    return margins
 
 
 def _worker_error(code: str, message: str) -> InferenceError:

@@ -1,11 +1,18 @@
-"""Audits by redundant execution, reliability and bonds.
+"""Audits: re-scoring sampled answers, redundant execution, reliability and bonds.
 
-After a deterministic job (temperature 0, or a client `seed`) the coordinator may re-run the same request
-on a different worker serving the same model and compare output digests; a mismatch goes to a third
-worker and the odd one out fails. New and less reliable workers are sampled more often. Each re-run is
-an `audit` receipt (no charge) whose `parent` is the audited receipt, so audits are in the verifiable
-log like everything else. A failed audit slashes ONE_SLASH_BPS of the worker's bond, quarantines it
-(no more jobs) and withholds its unaudited earnings at settlement.
+Every text answer is auditable: its worker sampled with the ONE sampler under a seed its attestation commits to,
+and committed to the token ids. After a receipt the coordinator may (at the worker's audit rate) send a `score` job
+to another worker serving the model, drawn at random: one teacher-forced pass gives each token's margin
+(backend.protocol.sampler; 0 = the claimed model picks exactly that token) and `sampler.judge` reads the verdict.
+An answer judged not the model's goes to a third, established worker; two agreeing scorers convict. Answers with no
+token ids (an engine that cannot sample our way) are re-run instead when deterministic (temperature 0, or a client
+`seed`), comparing output digests. JSON-constrained answers are re-run only (their grammar shapes every pick).
+
+Each auditor's work is an `audit` receipt (no charge) whose `parent` is the audited receipt, and each outcome is a
+coordinator-signed `audit` receipt whose output digest is the outcome document's (GET /one/audits/{receipt}): the
+verdict, the scores and the auditors, so anyone can recompute reliability and slashing. New and less reliable
+workers are audited more often. A failed audit slashes ONE_SLASH_BPS of the worker's bond, quarantines it (no more
+jobs) and withholds its unaudited earnings at settlement.
 """
 
 from __future__ import annotations
@@ -17,17 +24,20 @@ import random
 import time
 from typing import Any, Protocol
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from backend.config import Settings
 from backend.db import session
 from backend.db.models import AuditRecord, WorkerRecord
 from backend.money.ledger import BPS
 from backend.protocol import receipt as rc
+from backend.protocol import sampler
+from backend.protocol.body import OpenAIBody
 from backend.scheduler import PRIORITY_INCLUDED, Job, Scheduler
 
 log = logging.getLogger("one.audits")
-AUDITED_TASKS = ("chat", "completion")
+AUDITED_TASKS = ("chat", "completion")  # re-run when deterministic
+SCORED_TASKS = ("chat", "completion", "vision")  # re-scored when the worker committed to its token ids
 AUDIT_PRIORITY = PRIORITY_INCLUDED + 50  # re-runs queue behind paying work
 _random = random.SystemRandom()  # auditor draws must not be predictable from earlier ones
 
@@ -69,6 +79,10 @@ class AuditRuns(Protocol):
 
     async def rerun(self, job: Job, receipt: dict[str, Any], worker: str) -> dict[str, Any] | None: ...
 
+    async def score(self, job: Job, receipt: dict[str, Any], body: dict[str, Any], worker: str) -> tuple[list[float], dict[str, Any]] | None: ...
+
+    async def outcome(self, receipt: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]: ...
+
 
 class Auditor:
     def __init__(self, settings: Settings, scheduler: Scheduler, inference: AuditRuns):
@@ -87,27 +101,32 @@ class Auditor:
             return self.settings.audit_new_rate
         return self.settings.audit_rate
 
-    def consider(self, job: Job, receipt: dict[str, Any]) -> None:
-        """Called after each receipt: maybe audit it (never blocks the caller)."""
-        if job.task not in AUDITED_TASKS or not deterministic(job.body):
+    def consider(self, job: Job, receipt: dict[str, Any], output: rc.OutputAssembler | None = None, tokens: list[list[int]] | None = None) -> None:
+        """Called after each receipt: maybe audit it (never blocks the caller). A text answer with committed token ids
+        is re-scored; one without is re-run when deterministic; anything else is not audited."""
+        scoreable = (job.task in SCORED_TASKS and tokens is not None and output is not None and bool(receipt.get("tokens_digest"))
+                     and bool(receipt.get("sampling_seed")) and not OpenAIBody(job.body).constrained())  # fmt: skip
+        if not scoreable and (job.task not in AUDITED_TASKS or not deterministic(job.body)):
             return
         worker = receipt["worker"]["id"]
         with session() as db:
             record = db.get(WorkerRecord, worker)
         if _random.random() >= self.rate(record):
             return
-        task = asyncio.get_running_loop().create_task(self.audit(job, receipt))
+        audit = self.audit_by_score(job, receipt, score_body(job, receipt, output, tokens)) if scoreable else self.audit(job, receipt)
+        task = asyncio.get_running_loop().create_task(audit)
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
     def draw_auditor(self, model: str, exclude: set[str], established_only: bool = False, cluster: str | None = None,
-                     nodes_only: bool = False) -> str | None:  # fmt: skip
+                     nodes_only: bool = False, task: str | None = None) -> str | None:  # fmt: skip
         """A worker serving `model`, drawn at random weighted by its history of passed audits, so a fresh key (a
         colluder's new identity) is rarely the one asked; `established_only` for the worker that settles a dispute.
         A Cluster's job is audited on workers that may run its jobs (its own nodes or public ones; its private model's
         on its nodes only), and a public job never on a Cluster's node."""
         candidates = [w.worker_id for w in self.scheduler.routable()
-                      if model in w.models and w.worker_id not in exclude and w.may_run(cluster, nodes_only=nodes_only)]  # fmt: skip
+                      if model in w.models and w.worker_id not in exclude and w.may_run(cluster, nodes_only=nodes_only)
+                      and (task is None or task in w.models[model].get("tasks", ()))]  # fmt: skip
         if not candidates:
             return None
         with session() as db:
@@ -147,8 +166,44 @@ class Auditor:
                     verdict, culprit = "fail", worker
         if culprit is not None and not await asyncio.to_thread(self._outweighs, {worker, first[0], second[0]} - {culprit}, culprit):
             verdict, culprit = "inconclusive", None
-        await asyncio.to_thread(self._record, receipt["hash"], worker, runs, verdict, culprit)
+        auditors = [{"worker": w, "output_digest": claim[0], "audit_receipt": h} for w, claim, h in runs]
+        await self._conclude(receipt, "rerun", auditors, verdict, culprit)
         return verdict
+
+    async def audit_by_score(self, job: Job, receipt: dict[str, Any], body: dict[str, Any]) -> str:
+        """Re-score the answer on an auditor drawn by history; an answer it judges not the claimed model's is scored
+        again by a third, established worker: both agreeing convicts the audited worker, the third clearing it
+        convicts the first auditor (the odd one out), as with re-runs (and under the same `_outweighs` rule)."""
+        worker = receipt["worker"]["id"]
+
+        async def scored_by(exclude: set[str], established_only: bool) -> tuple[str, sampler.Judgement, str] | None:
+            auditor = await asyncio.to_thread(self.draw_auditor, job.model, exclude, established_only, job.cluster, job.nodes_only, "score")
+            result = await self.inference.score(job, receipt, body, auditor) if auditor else None
+            return (auditor, sampler.judge(result[0]), result[1]["hash"]) if result else None
+
+        first = await scored_by({worker}, established_only=False)
+        runs = [first] if first else []
+        verdict, culprit = (first[1].verdict, None) if first else ("inconclusive", None)
+        if first and verdict == "fail":
+            verdict = "inconclusive"
+            second = await scored_by({worker, first[0]}, established_only=True)
+            if second:
+                runs.append(second)
+                if second[1].verdict == "fail":
+                    verdict, culprit = "fail", worker
+                elif second[1].verdict == "pass":
+                    verdict, culprit = "fail", first[0]
+            if culprit is not None and not await asyncio.to_thread(self._outweighs, {worker, first[0], second[0]} - {culprit}, culprit):
+                verdict, culprit = "inconclusive", None
+        auditors = [{"worker": w, **judged.as_json(), "audit_receipt": h} for w, judged, h in runs]
+        await self._conclude(receipt, "score", auditors, verdict, culprit)
+        return verdict
+
+    async def _conclude(self, receipt: dict[str, Any], method: str, auditors: list[dict[str, Any]], verdict: str, culprit: str | None) -> None:
+        """Record the outcome (reliability, bonds, quarantine) and put it in the public log as a receipt."""
+        document = outcome_document(receipt, method, auditors, verdict, culprit)
+        stored = await self.inference.outcome(receipt, document)
+        await asyncio.to_thread(self._record, receipt["hash"], receipt["worker"]["id"], auditors, verdict, culprit, document, stored["hash"])
 
     @staticmethod
     def _outweighs(majority: set[str], culprit: str) -> bool:
@@ -158,12 +213,13 @@ class Auditor:
             passed = {wid: (record.audits_passed if (record := db.get(WorkerRecord, wid)) else 0) for wid in majority | {culprit}}
         return sum(passed[w] for w in majority) >= passed[culprit]
 
-    def _record(self, receipt_hash: str, worker: str, runs: list, verdict: str, culprit: str | None) -> None:
+    def _record(self, receipt_hash: str, worker: str, auditors: list[dict[str, Any]], verdict: str, culprit: str | None,
+                document: dict[str, Any], outcome_receipt: str) -> None:  # fmt: skip
         now = time.time()
-        auditors = [{"worker": w, "output_digest": claim[0], "audit_receipt": h} for w, claim, h in runs]
         with session() as db:
-            db.add(AuditRecord(receipt=receipt_hash, worker=worker, auditors=json.dumps(auditors), verdict=verdict, culprit=culprit, at=now))
-            touched = {worker} | {w for w, _, _ in runs}
+            db.add(AuditRecord(receipt=receipt_hash, worker=worker, auditors=json.dumps(auditors), verdict=verdict, culprit=culprit, at=now,
+                               outcome=json.dumps(document), outcome_receipt=outcome_receipt))  # fmt: skip
+            touched = {worker} | {a["worker"] for a in auditors}
             for wid in touched:
                 record = db.get(WorkerRecord, wid, with_for_update=True)  # a bond claim may be adding to it right now
                 if record is None:
@@ -185,7 +241,24 @@ class Auditor:
             db.commit()
         if culprit:
             self.scheduler.quarantine(culprit)
-            log.warning("audit of %s: worker %s… failed (output differs from two others); slashed and quarantined", receipt_hash[:12], culprit[:12])
+            log.warning("audit of %s: worker %s… failed (two others disagree with it); slashed and quarantined", receipt_hash[:12], culprit[:12])
+
+
+def score_body(job: Job, receipt: dict[str, Any], output: rc.OutputAssembler, tokens: list[list[int]]) -> dict[str, Any]:
+    """A `score` job's body: the request, the seed the worker committed to and its claimed tokens per choice (with the
+    content it sent, so the auditor checks the ids are that answer)."""
+    choices = output.ordered_choices()
+    return {"task": job.task, "request": job.body, "sampling_seed": receipt["sampling_seed"],
+            "choices": [{"index": c["index"], "tokens": ids, "content": c["content"]} for c, ids in zip(choices, tokens)]}  # fmt: skip
+
+
+def outcome_document(receipt: dict[str, Any], method: str, auditors: list[dict[str, Any]], verdict: str, culprit: str | None) -> dict[str, Any]:
+    """What an audit decided, as published (its sha256 of JCS is the outcome receipt's output digest): no content, only
+    hashes, keys and scores, plus the rule the scores were judged by."""
+    rule = {"sampler": sampler.SAMPLER, "margin_tolerance": sampler.MARGIN_TOLERANCE, "max_miss_fraction": sampler.MAX_MISS_FRACTION,
+            "min_misses": sampler.MIN_MISSES, "min_scored_tokens": sampler.MIN_SCORED_TOKENS} if method == "score" else {"compare": "output_digest+usage"}  # fmt: skip
+    return {"v": 1, "audited": receipt["hash"], "worker": receipt["worker"]["id"], "model": receipt["model"], "method": method,
+            "auditors": auditors, "verdict": verdict, "culprit": culprit, "rule": rule}  # fmt: skip
 
 
 def _claim(receipt: dict[str, Any]) -> tuple:
@@ -202,3 +275,15 @@ def audited_receipts(worker: str) -> set[str]:
 def quarantined_workers() -> frozenset[str]:
     with session() as db:
         return frozenset(db.exec(select(WorkerRecord.id).where(WorkerRecord.quarantined == True)).all())  # noqa: E712
+
+
+def published_outcomes(worker: str | None, receipt: str | None, limit: int) -> list[tuple[dict[str, Any], str]]:
+    """Outcome documents and their receipt hashes, newest first, optionally of one audited worker or receipt."""
+    query = select(AuditRecord.outcome, AuditRecord.outcome_receipt).where(AuditRecord.outcome_receipt != None)  # noqa: E711
+    if worker:
+        query = query.where(AuditRecord.worker == worker)
+    if receipt:
+        query = query.where(AuditRecord.receipt == receipt)
+    with session() as db:
+        rows = db.exec(query.order_by(col(AuditRecord.id).desc()).limit(limit)).all()
+    return [(json.loads(doc), h) for doc, h in rows]

@@ -33,6 +33,7 @@ class End:
     input_tokens: int
     output_tokens: int
     index: int = 0
+    tokens: list[int] | None = None  # the choice's token ids (EOS included) when the engine knows them: audits re-score them
 
 
 @dataclass
@@ -52,8 +53,9 @@ class TextEngine(Protocol):
     tasks: list[str]  # subset of chat, completion, vision
     max_context: int
 
-    def generate(self, task: str, body: dict[str, Any], cancel: threading.Event) -> AsyncIterator[Piece | End]:
-        """Stream every choice of a chat/completion/vision request; stop early when `cancel` is set."""
+    def generate(self, task: str, body: dict[str, Any], cancel: threading.Event, sampling_seed: str | None = None) -> AsyncIterator[Piece | End]:
+        """Stream every choice of a chat/completion/vision request, picking tokens with the ONE sampler under
+        `sampling_seed` (backend.protocol.sampler); stop early when `cancel` is set."""
         ...
 
 

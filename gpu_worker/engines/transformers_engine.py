@@ -1,9 +1,10 @@
 """Hugging Face transformers engine for chat and completion: CPU or one GPU, token-by-token streaming.
 
-Choices (`n`, several prompts) run one after another, each streamed. Sampling is done with our own
-processor list, in this order: JSON constraint, log-probability recorder, temperature, top-p; so
-log-probabilities come from the model's distribution (as OpenAI reports them) and top-p never
-empties a constrained step.
+Choices (`n`, several prompts) run one after another, each streamed. Every token is picked by the ONE
+sampler (gpu_worker.sampling: Gumbel-max with the job's sampling seed, temperature and top-p) after our
+processor list: JSON constraint, log-probability recorder; so log-probabilities come from the model's
+distribution (as OpenAI reports them), top-p never empties a constrained step, and an auditor can
+re-score the answer in one pass (`score`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import asyncio
 import math
 import queue
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+from backend.protocol import sampler
 from backend.protocol.body import OpenAIBody
-from gpu_worker import structured
+from gpu_worker import sampling, structured
 from gpu_worker.engines import End, EngineError, Piece
 from gpu_worker.images import load_image
 
@@ -28,7 +31,7 @@ class TransformersTextEngine:
 
     def __init__(self, model_id: str, path: str | Path, device: str = "cpu"):
         import torch
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, GenerationConfig
 
         self.model_id = model_id
         self.device = device
@@ -43,12 +46,14 @@ class TransformersTextEngine:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
             text_config = config
-        self.tasks = ["chat", "completion", "vision"] if self.processor else ["chat", "completion"]
+        self.tasks = ["chat", "completion", "vision", "score"] if self.processor else ["chat", "completion", "score"]
         self.vocab_size = int(text_config.vocab_size)
         self.max_context = int(getattr(text_config, "max_position_embeddings", 2048))
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
-        self._seed_lock = threading.Lock()
+        # Only our processors shape the logits (a checkpoint's repetition penalty would change every pick, and its
+        # re-scoring would no longer match): greedy over what OneSampler leaves, stopping at EOS.
+        self._plain = partial(GenerationConfig, eos_token_id=sorted(self.eos_ids), pad_token_id=self.tokenizer.pad_token_id, do_sample=False)
 
     # --- prompts ----------------------------------------------------------------------------
     async def _prompts(self, task: str, body: dict[str, Any]) -> list[tuple[list[int], dict[str, Any]]]:
@@ -72,7 +77,8 @@ class TransformersTextEngine:
             raise EngineError("invalid_request", "prompt must be a string or a list of strings")
         return [(self.tokenizer.encode(p, add_special_tokens=False) or [self.tokenizer.pad_token_id], {}) for p in prompts]
 
-    async def generate(self, task: str, body: dict[str, Any], cancel: threading.Event) -> AsyncIterator[Piece | End]:
+    async def generate(self, task: str, body: dict[str, Any], cancel: threading.Event, sampling_seed: str | None = None) -> AsyncIterator[Piece | End]:
+        seed = sampling_seed or sampler.seed_for(body)  # (a coordinator that sends none: still reproducible for a client seed)
         prompts = await self._prompts(task, body)
         n = OpenAIBody(body).n
         longest = max(len(ids) for ids, _ in prompts)
@@ -91,7 +97,7 @@ class TransformersTextEngine:
         for p_index, (prompt, extra) in enumerate(prompts):
             for k in range(n):
                 index = p_index * n + k
-                async for event in self._one_choice(prompt, extra, body, cancel, index, constraint_for(), top):
+                async for event in self._one_choice(prompt, extra, body, cancel, index, constraint_for(), top, seed):
                     if isinstance(event, End):
                         event.input_tokens = total_in if index == 0 else 0
                     yield event
@@ -99,15 +105,13 @@ class TransformersTextEngine:
                     return
 
     # --- one streamed choice -------------------------------------------------------------------
-    async def _one_choice(self, prompt, extra, body, cancel, index, constraint, top) -> AsyncIterator[Piece | End]:
+    async def _one_choice(self, prompt, extra, body, cancel, index, constraint, top, seed) -> AsyncIterator[Piece | End]:
         import torch
         from transformers import (
             LogitsProcessor,
             LogitsProcessorList,
             StoppingCriteria,
             StoppingCriteriaList,
-            TemperatureLogitsWarper,
-            TopPLogitsWarper,
         )
         from transformers.generation.streamers import BaseStreamer
 
@@ -115,8 +119,7 @@ class TransformersTextEngine:
         max_new = min(OpenAIBody(body).max_tokens(DEFAULT_MAX_TOKENS), budget)
         # vLLM extra: hold off EOS. Not under a JSON constraint, whose only move at the end is EOS.
         min_new = 0 if constraint else min(int(body.get("min_tokens") or 0), max_new)
-        temperature = 1.0 if body.get("temperature") is None else float(body["temperature"])
-        top_p = float(body.get("top_p") or 1.0)
+        params = sampling.sampling_params(body)
         tokens: queue.Queue = queue.Queue()
         last_logprobs: list[Any] = [None]
 
@@ -142,37 +145,37 @@ class TransformersTextEngine:
             def end(self):
                 tokens.put(None)
 
+        class OneSampler(LogitsProcessor):
+            """Picks the step's token with the ONE sampler and leaves it the only choice (greedy then takes it)."""
+
+            def __call__(self, input_ids, scores):
+                position = input_ids.shape[1] - len(prompt)
+                token = sampling.pick(scores[0], seed, index, position, params["temperature"], params["top_p"])
+                forced = torch.full_like(scores, -torch.inf)
+                forced[0, token] = 0.0
+                return forced
+
         class Cancelled(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
                 return cancel.is_set()
 
-        processors = ([constraint] if constraint else []) + [Recorder()]
-        sampling: dict[str, Any] = {"do_sample": False}
-        if temperature > 0:
-            sampling = {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
-            processors += [TemperatureLogitsWarper(temperature)] + ([TopPLogitsWarper(top_p)] if top_p < 1 else [])
+        # transformers applies min_new_tokens (EOS banned) before these, as the auditor's re-scoring does
+        processors = ([constraint] if constraint else []) + [Recorder(), OneSampler()]
         result: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                with self._seed_lock:
-                    if body.get("seed") is not None:
-                        from transformers import set_seed
-
-                        set_seed((int(body["seed"]) + index) % 2**32)  # numpy takes 0..2^32-1; the API allows ±(2^53-1)
+                with torch.no_grad():
                     self.model.generate(
                         input_ids=torch.tensor([prompt], device=self.device),
                         attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=self.device),
                         **{k: v.to(self.device) for k, v in extra.items()},
-                        max_new_tokens=max_new,
-                        min_new_tokens=min_new,
                         streamer=TokenStreamer(),
                         logits_processor=LogitsProcessorList(processors),
                         stopping_criteria=StoppingCriteriaList([Cancelled()]),
-                        stop_strings=structured.stop_strings(body) or None,
                         tokenizer=self.tokenizer,
-                        pad_token_id=self.tokenizer.pad_token_id,
-                        **sampling,
+                        generation_config=self._plain(max_new_tokens=max_new, min_new_tokens=min_new,
+                                                      stop_strings=structured.stop_strings(body) or None),
                     )
             except Exception as exc:  # surfaced on the async side
                 result["error"] = exc
@@ -203,10 +206,56 @@ class TransformersTextEngine:
         await loop.run_in_executor(None, thread.join)
         if "error" in result:
             raise EngineError("engine_error", f"generation failed: {type(result['error']).__name__}: {result['error']}")
-        if pending_logprobs:
-            yield Piece("", index, pending_logprobs)
+        final = self.tokenizer.decode([t for t in ids if t not in self.eos_ids], skip_special_tokens=True)
+        rest = final[len(sent_text) :] if final.startswith(sent_text) else ""  # text held back (a half character at the end)
+        if rest or pending_logprobs:
+            yield Piece(rest, index, pending_logprobs or None)
         finish = "stop" if ids and ids[-1] in self.eos_ids else "length"
-        yield End(finish_reason=finish, input_tokens=0, output_tokens=len(ids), index=index)
+        yield End(finish_reason=finish, input_tokens=0, output_tokens=len(ids), index=index, tokens=ids)
+
+    # --- audits: re-score a claimed answer in one teacher-forced pass ---------------------------
+    async def score(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        """Per-token margins (backend.protocol.sampler) of each claimed choice of a text job under this model:
+        `body` = {"task", "request", "sampling_seed", "choices": [{"index", "tokens", "content"}]}. Returns the
+        items and the tokens read."""
+        task, request, seed = body.get("task"), body.get("request"), body.get("sampling_seed")
+        choices = body.get("choices")
+        if task not in ("chat", "completion", "vision") or not isinstance(request, dict) or not sampler.valid_seed(seed):
+            raise EngineError("invalid_request", "a score job needs task, request and a sampling_seed")
+        if not isinstance(choices, list) or not choices:
+            raise EngineError("invalid_request", "a score job needs the claimed choices")
+        prompts = await self._prompts(task, request)
+        n = OpenAIBody(request).n
+        params = sampling.sampling_params(request)
+        items, read = [], 0
+        for claimed in choices:
+            index, tokens = claimed.get("index"), claimed.get("tokens")
+            if not isinstance(index, int) or not isinstance(tokens, list) or not 0 <= index < len(prompts) * n:
+                raise EngineError("invalid_request", "each claimed choice needs its index and tokens")
+            prompt, extra = prompts[index // n]
+            if len(prompt) + len(tokens) > self.max_context or not all(isinstance(t, int) and 0 <= t < self.vocab_size for t in tokens):
+                items.append({"index": index, "margins": [sampler.MARGIN_CAP] * len(tokens)})  # not this model's tokens
+                continue
+            margins = await asyncio.to_thread(self._margins, prompt, extra, tokens, seed, index, params)
+            shown = self.tokenizer.decode([t for t in tokens if t not in self.eos_ids], skip_special_tokens=True)
+            content = claimed.get("content")
+            if isinstance(content, str) and not shown.startswith(content):  # the ids are not the answer that was sent
+                margins = [sampler.MARGIN_CAP] * len(margins)
+            items.append({"index": index, "margins": [round(m, 6) for m in margins]})
+            read += len(prompt) + len(tokens)
+        return items, read
+
+    def _margins(self, prompt, extra, tokens, seed, index, params) -> list[float]:
+        import torch
+
+        if not tokens:
+            return []
+        with torch.no_grad():
+            logits = self.model(
+                input_ids=torch.tensor([prompt + tokens[:-1]], device=self.device), **{k: v.to(self.device) for k, v in extra.items()}
+            ).logits[0, len(prompt) - 1 :]
+        return sampling.margins(logits.float().cpu(), tokens, seed, index, params["temperature"], params["top_p"],
+                                eos_ids=self.eos_ids, min_tokens=min(params["min_tokens"], len(tokens)))  # fmt: skip
 
     def _logprob_entry(self, token: int, logprobs, top: int) -> dict[str, Any]:
         def entry(tok: int, lp: float) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""Audits on the session devnet: a worker that serves a different tiny model while claiming `tiny-chat` is
-caught by redundant execution within 50 audited jobs, slashed and routed around; honest workers are never
-slashed. Then its unaudited work is withheld at settlement."""
+"""Audits on the session devnet: a worker that serves a different tiny model while claiming `tiny-chat`, or the same
+model rounded to 8 bits, is caught by re-scoring its sampled answers (one teacher-forced pass under the seed its
+attestation commits to), slashed and routed around; honest workers are never slashed; every outcome is a receipt in the
+public log with its document at /one/audits. Then the cheater's unaudited work is withheld at settlement."""
 
 from __future__ import annotations
 
@@ -66,8 +67,8 @@ def test_model_substitution_is_caught_slashed_and_routed_around(devnet, tmp_path
 
     audited_cheater = 0
     metered = {"authorization": f"Bearer {sign_in(devnet.url, dev_accounts(5)[4])}"}  # paid work, so settlement has earnings to withhold
-    for i in range(200):  # deterministic requests (temperature 0): the ones audits can re-run
-        body = {"model": "tiny-chat", "messages": [{"role": "user", "content": f"audit me {i}"}], "max_tokens": 6, "temperature": 0}
+    for i in range(200):  # sampled requests: re-scored under the seed the worker committed to
+        body = {"model": "tiny-chat", "messages": [{"role": "user", "content": f"audit me {i}"}], "max_tokens": 12, "temperature": 0.8}
         reply = httpx.post(f"{devnet.url}/v1/chat/completions", json=body, headers=metered, timeout=120)
         assert reply.status_code == 200, reply.text
         time.sleep(0.3)
@@ -98,6 +99,7 @@ def test_model_substitution_is_caught_slashed_and_routed_around(devnet, tmp_path
     from backend.trust.verify import verify_chain
 
     assert verify_chain(log).ok
+    assert_outcomes_published(devnet, cheater)
 
     # Settlement withholds the cheater's unaudited earnings.
     from tests.e2e.test_settlement import run_settle
@@ -108,6 +110,51 @@ def test_model_substitution_is_caught_slashed_and_routed_around(devnet, tmp_path
     assert rows[cheater]["withheld"] > 0 and rows[cheater]["withheld"] <= rows[cheater]["gross"]
     assert all(rows[w]["withheld"] == 0 for w in honest if w in rows)
     devnet.processes.pop("cheater").terminate()
+
+
+def assert_outcomes_published(devnet, cheater: str) -> None:
+    """The failed audit's outcome is public: its document hashes to a coordinator-signed receipt in the log that names
+    the audited receipt, and says which auditors scored what."""
+    from backend.protocol import receipt as rc
+
+    outcomes = httpx.get(f"{devnet.url}/one/audits", params={"worker": cheater}).json()["audits"]
+    failed = [a for a in outcomes if a["outcome"]["verdict"] == "fail" and a["outcome"]["culprit"] == cheater]
+    assert failed, outcomes
+    doc, receipt = failed[0]["outcome"], failed[0]["receipt"]
+    assert doc["method"] == "score" and len(doc["auditors"]) == 2 and all(a["verdict"] == "fail" and a["misses"] >= 3 for a in doc["auditors"])
+    assert rc.sha256hex(rc.jcs(doc)) == receipt["output_digest"] and receipt["request_digest"] == doc["audited"] == receipt["parent"]
+    assert receipt["worker"]["id"] == receipt["coordinator"] and httpx.get(f"{devnet.url}/one/receipts/{receipt['hash']}").json() == receipt
+    audited = httpx.get(f"{devnet.url}/one/receipts/{doc['audited']}").json()
+    assert audited["worker"]["id"] == cheater and audited["sampling_seed"] and audited["tokens_digest"]
+
+
+def test_a_model_rounded_to_8_bits_is_caught_by_rescoring_sampled_answers(devnet, tmp_path):
+    from gpu_worker.tiny_models import build_rounded
+
+    rounded = build_rounded(devnet.models_dir / "tiny-chat", tmp_path / "rounded", bits=8)
+    devnet.start_worker("rounded", "--engine", f"transformers:tiny-chat={rounded}", models_dir=devnet.models_dir)
+    deadline = time.monotonic() + 120
+    cheater = None
+    while time.monotonic() < deadline and cheater is None:
+        workers = httpx.get(f"{devnet.url}/one/workers").json()["workers"]
+        cheater = next((w["id"] for w in workers if w["models"] == ["tiny-chat"] and not w.get("quarantined")), None)
+        time.sleep(0.5)
+    assert cheater, workers
+    honest = {w["id"] for w in workers if w["kind"] == "node" and set(w["models"]) > {"tiny-chat"}}
+    for i in range(300):  # sampled answers, as most real traffic is
+        body = {"model": "tiny-chat", "messages": [{"role": "user", "content": f"round me {i}"}], "max_tokens": 24, "temperature": 1.0, "top_p": 0.95}
+        reply = httpx.post(f"{devnet.url}/v1/chat/completions", json=body, timeout=120)
+        assert reply.status_code == 200, reply.text
+        time.sleep(0.2)
+        if worker_record(devnet, cheater)["quarantined"]:
+            break
+    record = worker_record(devnet, cheater)
+    assert record["quarantined"] == 1 and record["audits_failed"] >= 1, record
+    for wid in honest:
+        r = worker_record(devnet, wid)
+        assert r["audits_failed"] == 0 and r["slashed"] == 0 and not r["quarantined"], r
+    assert_outcomes_published(devnet, cheater)
+    devnet.processes.pop("rounded").terminate()
 
 
 def test_an_honest_worker_unbonds_and_settlement_pays_the_bond_back(devnet):

@@ -1,4 +1,4 @@
-"""The receipt log over HTTP: a receipt, its inclusion proof, a page of the log, and OneVerify as an API."""
+"""The receipt log over HTTP: a receipt, its inclusion proof, a page of the log, audit outcomes, and OneVerify as an API."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from backend.api.deps import RuntimeDep
 from backend.api.errors import ApiError
 from backend.api.routing import ReplyRouter
 from backend.api.schemas.requests import VerifyBody
-from backend.api.schemas.responses import InclusionProof, ReceiptPage, StoredReceipt, VerifyReport
+from backend.api.schemas.responses import AuditPage, InclusionProof, ReceiptPage, StoredReceipt, VerifyReport
 from backend.money.settlement import inclusion_proof
+from backend.trust.audits import published_outcomes
 from backend.trust.verify import verify_with_output
 
 router = ReplyRouter(prefix="/one", tags=["receipts"])
@@ -50,3 +51,16 @@ async def verify_api(body: VerifyBody, rt: RuntimeDep) -> dict[str, Any]:
 async def list_receipts(rt: RuntimeDep, from_seq: int = Query(0, ge=0, le=SAFE_INT), limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     """The log in seq order, for `one verify <url>` and mirrors."""
     return {"receipts": rt.receipts.chain(from_seq, limit)}
+
+
+@router.get("/audits", response_model=AuditPage)
+async def list_audits(rt: RuntimeDep, worker: str | None = Query(None, pattern="^[0-9a-f]{64}$"), receipt: str | None = Query(None, pattern="^[0-9a-f]{64}$"),
+                      limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:  # fmt: skip
+    """Audit outcomes, newest first (of one audited worker, or of one audited receipt): with the receipts log, what anyone
+    needs to recompute reliability and slashing."""
+
+    def read() -> list[dict[str, Any]]:
+        pairs = [(doc, rt.receipts.get(h)) for doc, h in published_outcomes(worker, receipt, limit)]
+        return [{"outcome": doc, "receipt": stored} for doc, stored in pairs if stored]
+
+    return {"audits": await asyncio.to_thread(read)}

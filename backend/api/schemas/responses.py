@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.catalog import Package, SlaTargets
 
 
+TOKEN_IDS = ("the answer's token ids per choice (EOS included), as the worker committed to them (receipt tokens_digest): "
+             "with the receipt's sampling_seed, what `one verify-audit` re-scores with the model's weights")
+
+
 class Reply(BaseModel):
     """Base of every reply: open to fields a newer coordinator or worker adds."""
 
@@ -75,6 +79,8 @@ class StoredReceipt(Reply):
     parent: str | None
     coordinator: str
     logprobs_digest: str | None = Field(None, description="present only when the worker committed to logprobs")
+    sampling_seed: str | None = Field(None, description="text jobs: the seed the worker sampled with (ONE sampler v1), committed in its attestation")
+    tokens_digest: str | None = Field(None, description="text jobs: sha256 of JCS of the answer's token ids per choice, committed in the attestation")
     hash: str
     sig: str
 
@@ -146,6 +152,7 @@ class ChatCompletion(Reply):
     usage: Usage
     receipt: StoredReceipt
     request_salt: str = Field(description=SALT)
+    token_ids: list[list[int]] | None = Field(None, description=TOKEN_IDS)
 
 
 class CompletionChoice(Reply):
@@ -164,12 +171,13 @@ class Completion(Reply):
     usage: Usage
     receipt: StoredReceipt
     request_salt: str = Field(description=SALT)
+    token_ids: list[list[int]] | None = Field(None, description=TOKEN_IDS)
 
 
 class ChatCompletionChunk(Reply):
     """One `data:` event of a stream (chat: object chat.completion.chunk; completions: text_completion). `choices`
-    is a worker delta's data as relayed; the last chunk has no choices and carries `receipt` and `request_salt`
-    (and `usage` when stream_options.include_usage)."""
+    is a worker delta's data as relayed; the last chunk has no choices and carries `receipt`, `request_salt` and
+    `token_ids` (and `usage` when stream_options.include_usage)."""
 
     id: str
     object: Literal["chat.completion.chunk", "text_completion"]
@@ -179,6 +187,7 @@ class ChatCompletionChunk(Reply):
     receipt: StoredReceipt | None = None
     request_salt: str | None = Field(None, description=SALT)
     usage: Usage | None = None
+    token_ids: list[list[int]] | None = Field(None, description=TOKEN_IDS)
 
 
 # ---- OpenAI: embeddings and images ----
@@ -221,6 +230,18 @@ class ImagesResponse(Reply):
 
 class ReceiptPage(Reply):
     receipts: list[StoredReceipt]
+
+
+class AuditOutcome(Reply):
+    """One audit's published outcome: the document (sha256 of its JCS form is the outcome receipt's output_digest)
+    and that coordinator-signed `audit` receipt. No content: hashes, worker keys and scores."""
+
+    outcome: dict[str, Any]
+    receipt: StoredReceipt
+
+
+class AuditPage(Reply):
+    audits: list[AuditOutcome]
 
 
 class EpochHead(Reply):

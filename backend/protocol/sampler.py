@@ -1,0 +1,169 @@
+"""The ONE sampler v1: one reproducible way to pick each token, so any answer can be re-scored in one pass.
+
+Every text job carries a `sampling_seed` (32 bytes, hex) that the worker's attestation commits to. At
+position t of choice i the worker picks
+
+    token = argmax over allowed v of  logits[v] / T + gumbel(seed, i, t, v)      (T = temperature > 0)
+    token = argmax over allowed v of  logits[v]                                   (T = 0: greedy)
+
+where `allowed` is the top-p nucleus of softmax(logits / T) (every token when top_p = 1; EOS is not allowed
+before `min_tokens`). This is Gumbel-max sampling: each token is drawn from the model's distribution, yet
+the draw is a pure function of the logits and the seed. The noise comes from a counter-based generator,
+so any position's noise is computed directly, in any order, on any device:
+
+    k0, k1 = the first two big-endian u32 of sha256("ONE-sampler-v1" || seed || u32be(i) || u32be(t))
+    h      = lowbias32(lowbias32(v ^ k0) ^ k1)                      (32-bit unsigned arithmetic)
+    u      = ((h >> 8) + 0.5) / 2**24                               (exact in float32 and float64)
+    gumbel = -log(-log(u))
+
+An auditor holding the claimed model runs prompt + answer tokens through it once (teacher forced), rebuilds
+each position's scores z[v] = logits[v] / T + gumbel and reads off the token's *margin*: max(z) - z[token],
+zero when the claimed model would have picked exactly that token. The same model reproduces (almost) every
+token; another model, or the same one rounded to fewer bits, leaves margins all along the answer.
+(Token-DiFR, arXiv 2025: a shared seed makes >98% of tokens reproduce exactly.)
+
+Stdlib only: the reference that the torch implementation (gpu_worker.sampling), the vLLM logits processor
+and outside verifiers are tested against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import struct
+from dataclasses import dataclass
+from typing import Iterable
+
+SAMPLER = "one-gumbel-v1"
+_DOMAIN = b"ONE-sampler-v1"
+_MASK = 0xFFFFFFFF
+LOWBIAS_A, LOWBIAS_B = 0x7FEB352D, 0x846CA68B  # Wellons' lowbias32 constants (a well-mixed 32-bit hash)
+
+# An audit's verdict on the margins of one answer (logit units; see `judge`).
+MARGIN_TOLERANCE = 0.01  # a margin up to this is numerics (another device, a prefill instead of cached decoding)
+MARGIN_CAP = 10.0  # one wild token (a tie the other way, a token outside the nucleus) counts at most this much
+MIN_SCORED_TOKENS = 8  # an answer this short that reproduces passes only as inconclusive: too little evidence
+MAX_MISS_FRACTION = 0.05  # an honest answer reproduces; more missed tokens than this fails the audit
+MIN_MISSES = 3  # ... and never fewer than this many missed tokens
+
+
+def new_seed() -> str:
+    """A fresh sampling seed for a job (hex)."""
+    return secrets.token_hex(32)
+
+
+def seed_from_client(client_seed: int) -> str:
+    """The sampling seed for a request that names its own `seed`: the same seed gives the same answer."""
+    return hashlib.sha256(b"ONE-client-seed-v1" + str(int(client_seed)).encode()).hexdigest()
+
+
+def seed_for(body: dict) -> str:
+    """A text job's sampling seed: derived from the request's own integer `seed` (the same seed gives the same
+    answer), else fresh."""
+    seed = body.get("seed")
+    return seed_from_client(seed) if isinstance(seed, int) and not isinstance(seed, bool) else new_seed()
+
+
+def valid_seed(value: object) -> bool:
+    """A sampling seed as frames carry it: 64 lowercase hex digits."""
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def step_key(seed: str, choice: int, position: int) -> tuple[int, int]:
+    """The two 32-bit keys of one (choice, position): the counter-based generator's stream for that step."""
+    digest = hashlib.sha256(_DOMAIN + bytes.fromhex(seed) + struct.pack(">II", choice & _MASK, position & _MASK)).digest()
+    return struct.unpack(">II", digest[:8])
+
+
+def lowbias32(x: int) -> int:
+    x ^= x >> 16
+    x = (x * LOWBIAS_A) & _MASK
+    x ^= x >> 15
+    x = (x * LOWBIAS_B) & _MASK
+    return x ^ (x >> 16)
+
+
+def token_hash(key: tuple[int, int], token: int) -> int:
+    return lowbias32(lowbias32((token & _MASK) ^ key[0]) ^ key[1])
+
+
+def uniform(key: tuple[int, int], token: int) -> float:
+    """The token's uniform draw in (0, 1) at this step (24 bits: exact in float32)."""
+    return ((token_hash(key, token) >> 8) + 0.5) / 2**24
+
+
+def gumbel(key: tuple[int, int], token: int) -> float:
+    return -math.log(-math.log(uniform(key, token)))
+
+
+def nucleus(logits: list[float], temperature: float, top_p: float) -> list[int]:
+    """Token ids in the top-p nucleus of softmax(logits / T): the most likely tokens, in order of probability
+    (ties: lower id first), until their mass reaches top_p. Every token when top_p >= 1."""
+    if top_p >= 1.0:
+        return list(range(len(logits)))
+    scale = temperature if temperature > 0 else 1.0
+    top = max(logits)
+    weights = [math.exp((x - top) / scale) if math.isfinite(x) else 0.0 for x in logits]
+    total = sum(weights)
+    order = sorted(range(len(logits)), key=lambda v: (-weights[v], v))
+    kept, mass = [], 0.0
+    for v in order:
+        kept.append(v)
+        mass += weights[v] / total
+        if mass >= top_p:
+            break
+    return kept
+
+
+def choose(logits: list[float], seed: str, choice: int, position: int, temperature: float, top_p: float = 1.0,
+           banned: Iterable[int] = ()) -> int:  # fmt: skip
+    """The reference pick of one token (slow: pure Python over the whole vocabulary)."""
+    scores = step_scores(logits, seed, choice, position, temperature, top_p, banned)
+    return max(range(len(scores)), key=lambda v: (scores[v], -v))
+
+
+def step_scores(logits: list[float], seed: str, choice: int, position: int, temperature: float, top_p: float = 1.0,
+                banned: Iterable[int] = ()) -> list[float]:  # fmt: skip
+    """z[v] for every token of one step (-inf outside the nucleus or banned)."""
+    masked = list(logits)
+    for v in banned:
+        masked[v] = -math.inf
+    allowed = set(nucleus(masked, temperature, top_p))
+    key = step_key(seed, choice, position)
+    if temperature <= 0:
+        return [x if v in allowed else -math.inf for v, x in enumerate(masked)]
+    return [x / temperature + gumbel(key, v) if v in allowed else -math.inf for v, x in enumerate(masked)]
+
+
+def margin(scores: list[float], token: int) -> float:
+    """How far the claimed token is from the one the model would have picked (0: the same), capped."""
+    if not math.isfinite(scores[token]):
+        return MARGIN_CAP
+    return min(max(scores) - scores[token], MARGIN_CAP)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """An audit's reading of one answer's margins."""
+
+    tokens: int
+    misses: int  # tokens whose margin exceeds MARGIN_TOLERANCE
+    mean_margin: float
+
+    @property
+    def verdict(self) -> str:
+        """`fail` (not the claimed model's answer), `pass`, or `inconclusive` (too few tokens to tell)."""
+        if self.misses >= MIN_MISSES and self.misses > MAX_MISS_FRACTION * self.tokens:
+            return "fail"
+        return "pass" if self.tokens >= MIN_SCORED_TOKENS else "inconclusive"
+
+    def as_json(self) -> dict:
+        return {"tokens": self.tokens, "misses": self.misses, "mean_margin": round(self.mean_margin, 6), "verdict": self.verdict}
+
+
+def judge(margins: Iterable[float]) -> Judgement:
+    """The verdict on an answer from its per-token margins (all choices together)."""
+    values = [min(max(float(m), 0.0), MARGIN_CAP) if math.isfinite(float(m)) else MARGIN_CAP for m in margins]
+    misses = sum(1 for m in values if m > MARGIN_TOLERANCE)
+    return Judgement(tokens=len(values), misses=misses, mean_margin=sum(values) / len(values) if values else 0.0)

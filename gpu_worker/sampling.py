@@ -1,0 +1,92 @@
+"""The ONE sampler v1 (backend.protocol.sampler) on torch tensors: picking tokens while generating, and
+scoring a claimed answer's tokens in one teacher-forced pass when auditing.
+
+The noise for a whole vocabulary is computed at once with 64-bit integer tensors (every product is split
+so it stays below 2**63: torch has no unsigned 64-bit arithmetic on every device), so a CPU, a GPU and the
+stdlib reference agree bit for bit on the draws.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from backend.protocol import sampler
+
+_MASK = 0xFFFFFFFF
+
+
+def _mul32(x, constant: int):
+    """(x * constant) mod 2**32 for int64 tensors holding u32 values, with no intermediate above 2**48."""
+    low, high = constant & 0xFFFF, constant >> 16
+    return (x * low + (((x * high) & 0xFFFF) << 16)) & _MASK
+
+
+def _lowbias32(x):
+    x = x ^ (x >> 16)
+    x = _mul32(x, sampler.LOWBIAS_A)
+    x = x ^ (x >> 15)
+    x = _mul32(x, sampler.LOWBIAS_B)
+    return x ^ (x >> 16)
+
+
+@lru_cache(maxsize=8)
+def _token_ids(vocab: int, device: str):
+    import torch
+
+    return torch.arange(vocab, dtype=torch.int64, device=device)
+
+
+def gumbel_noise(seed: str, choice: int, position: int, vocab: int, device: Any = "cpu"):
+    """Gumbel noise for every token id of one step, float64 (what sampler.gumbel gives token by token)."""
+    import torch
+
+    k0, k1 = sampler.step_key(seed, choice, position)
+    h = _lowbias32(_lowbias32(_token_ids(vocab, str(device)) ^ k0) ^ k1)
+    u = ((h >> 8).to(torch.float64) + 0.5) / 2**24
+    return -torch.log(-torch.log(u))
+
+
+def step_scores(logits, seed: str, choice: int, position: int, temperature: float, top_p: float = 1.0, banned=()):
+    """z[v] = logits[v] / T + gumbel over the nucleus (-inf elsewhere), float64; greedy when T = 0."""
+    import torch
+
+    z = logits.to(torch.float64).clone()
+    for v in banned:
+        z[v] = -torch.inf
+    if top_p < 1.0:
+        scaled = z / (temperature if temperature > 0 else 1.0)
+        probs = torch.softmax(scaled, dim=-1)
+        ordered, order = torch.sort(probs, descending=True, stable=True)  # ties: lower id first, as the reference
+        beyond = (torch.cumsum(ordered, dim=-1) - ordered) >= top_p
+        beyond[0] = False  # the most likely token is always in (top_p = 0 means greedy over the nucleus of one)
+        outside = order[beyond]
+        z[outside] = -torch.inf
+    if temperature <= 0:
+        return z
+    return z / temperature + gumbel_noise(seed, choice, position, z.shape[-1], z.device)
+
+
+def pick(logits, seed: str, choice: int, position: int, temperature: float, top_p: float = 1.0, banned=()) -> int:
+    """The token the sampler picks at this step (ties: the lower id, as the reference)."""
+    return int(step_scores(logits, seed, choice, position, temperature, top_p, banned).argmax())
+
+
+def margins(logits, tokens: list[int], seed: str, choice: int, temperature: float, top_p: float = 1.0,
+            eos_ids: set[int] = frozenset(), min_tokens: int = 0) -> list[float]:  # fmt: skip
+    """Per-token margins of a claimed answer: `logits[t]` is the model's output that predicts `tokens[t]`
+    (one teacher-forced pass over prompt + answer gives them all)."""
+    out = []
+    for t, token in enumerate(tokens):
+        banned = eos_ids if t < min_tokens else ()
+        z = step_scores(logits[t], seed, choice, t, temperature, top_p, banned)
+        claimed = float(z[token]) if 0 <= token < z.shape[-1] else float("-inf")
+        out.append(sampler.MARGIN_CAP if claimed == float("-inf") else min(float(z.max()) - claimed, sampler.MARGIN_CAP))
+    return out
+
+
+def sampling_params(body: dict[str, Any], constrained: bool = False) -> dict[str, Any]:
+    """Temperature, top_p and min_tokens of an OpenAI body, as the sampler reads them (OpenAI defaults)."""
+    temperature = 1.0 if body.get("temperature") is None else float(body["temperature"])
+    top_p = 1.0 if body.get("top_p") is None else float(body["top_p"])
+    return {"temperature": temperature, "top_p": top_p, "min_tokens": 0 if constrained else int(body.get("min_tokens") or 0)}
