@@ -110,4 +110,18 @@ def verify_page() -> rx.Component:
                 width="100%",
             ),
         ),
+        rx.callout(
+            rx.vstack(
+                rx.text("Checked here, with nothing but the receipts: signatures, hashes, chain links, and your answer against its digest."),
+                rx.text("Needs the model's weights, so it runs on your machine: whether the answer really came from the claimed model. "
+                        "The receipt commits to the sampling seed and the answer's token ids (the reply's token_ids); the model "
+                        "re-scores those tokens in one pass and must pick (almost) every one itself:"),  # fmt: skip
+                rx.code_block("one verify-audit reply.json --request request.json --model-dir path/to/the/model", language="bash"),
+                rx.text("The network runs the same check on randomly drawn answers; every outcome is public at /one/audits."),
+                align="start",
+            ),
+            id="verify-needs-model",
+            color_scheme="gray",
+            margin_top="1em",
+        ),
     )

@@ -68,7 +68,7 @@ class Peer:
         usage = self.usage(job, text)
         out = rc.OutputAssembler(job["task"])
         out.add([choice])
-        statement = rc.attestation(job["job_id"], job["model"], job["request_digest"], out.digest(), usage)
+        statement = rc.attestation(job["job_id"], job["model"], job["request_digest"], out.digest(), usage, sampling_seed=job.get("sampling_seed"))
         self.scheduler.on_frame(self.conn, frames.done(job["job_id"], usage, out.digest(), sign_hex(self.key, rc.jcs(statement))))
 
     def fail(self, job: dict, code: str = "engine_error") -> None:

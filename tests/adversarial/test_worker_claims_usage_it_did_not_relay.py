@@ -81,7 +81,7 @@ async def test_five_hundred_embedding_tokens_claimed_for_two_words_bill_two_word
     out = rc.OutputAssembler("embedding")
     out.add(data)
     usage = {"input_tokens": 500, "output_tokens": 0, "images": 0}  # within the quote (2 inputs x 256), far above the count
-    statement = rc.attestation(job["job_id"], job["model"], job["request_digest"], out.digest(), usage)
+    statement = rc.attestation(job["job_id"], job["model"], job["request_digest"], out.digest(), usage, sampling_seed=job.get("sampling_seed"))
     attacker.scheduler.on_frame(attacker.conn, frames.done(job["job_id"], usage, out.digest(), sign_hex(attacker.key, rc.jcs(statement))))
     receipt = (await task)[-1].receipt
     assert receipt["charge"]["amount"] == model.charge({"input_tokens": 6})  # [CLS] hi [SEP] + [CLS] there [SEP]

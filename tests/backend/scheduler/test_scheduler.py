@@ -49,7 +49,7 @@ class Peer:
         usage = {"input_tokens": 3, "output_tokens": output_tokens, "images": 0}
         out = rc.OutputAssembler("chat")
         out.add([choice])
-        statement = rc.attestation(job["job_id"], job["model"], job["request_digest"], out.digest(), usage)
+        statement = rc.attestation(job["job_id"], job["model"], job["request_digest"], out.digest(), usage, sampling_seed=job.get("sampling_seed"))
         self.scheduler.on_frame(self.conn, frames.done(job["job_id"], usage, out.digest(), sign_hex(self.key, rc.jcs(statement))))
 
 
@@ -90,7 +90,7 @@ async def test_a_lying_worker_gets_no_receipt(service):
     service.scheduler.on_frame(peer.conn, frames.delta(job["job_id"], 0, [choice]))
     usage = {"input_tokens": 1, "output_tokens": 1, "images": 0}
     claimed = rc.chat_output_digest([{"content": "something else", "tool_calls": None}])
-    statement = rc.attestation(job["job_id"], "tiny-chat", job["request_digest"], claimed, usage)
+    statement = rc.attestation(job["job_id"], "tiny-chat", job["request_digest"], claimed, usage, sampling_seed=job.get("sampling_seed"))
     service.scheduler.on_frame(peer.conn, frames.done(job["job_id"], usage, claimed, sign_hex(peer.key, rc.jcs(statement))))
     with pytest.raises(InferenceError) as err:
         await task
