@@ -5,20 +5,32 @@ constraints): this engine only forwards the request (sampling parameters, `tools
 chat template renders them, `response_format` so its guided decoding enforces the schema) and turns
 the upstream's stream back into `Piece`/`End` events. vLLM is a separate process with its own CUDA
 stack and pins; `VLLMProcess` spawns it and it is never a dependency of this venv.
+
+With `one_sampler` (a `vllm serve` we started with our logits processor, gpu_worker.engines.vllm_sampler) every
+token is the ONE sampler's pick under the job's seed and each choice's token ids come back, so audits can re-score
+the answer (`score`). Any other upstream samples its own way: its answers carry no token ids.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 import httpx
 
+from backend.protocol import sampler
+from backend.protocol.body import OpenAIBody
+from gpu_worker import sampling, structured
 from gpu_worker.engines import Embeddings, End, EngineError, Piece
 
 # Request fields forwarded upstream; everything else (our own extras) stays here.
@@ -27,6 +39,18 @@ FORWARDED = (
     "top_logprobs", "response_format", "tools", "tool_choice", "min_tokens", "input", "encoding_format", "dimensions",
     "presence_penalty", "frequency_penalty",
 )  # fmt: skip
+ONE_SAMPLER = "gpu_worker.engines.vllm_sampler:OneSamplerLogitsProcessor"  # vllm serve --logits-processors
+SCORE_TOP_K = 20  # prompt logprobs per position an audit reads (vLLM's default --max-logprobs)
+
+
+@dataclass
+class _Streamed:
+    """What one upstream stream said besides its text: finish reasons, usage, token ids (per upstream index)."""
+
+    finished: dict[int, str] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
+    token_ids: dict[int, list[int]] = field(default_factory=dict)
+    cancelled: bool = False
 
 
 class OpenAIHTTPEngine:
@@ -39,8 +63,10 @@ class OpenAIHTTPEngine:
         max_context: int | None = None,
         api_key: str | None = None,
         timeout_s: float = 600.0,
+        one_sampler: bool = False,
     ):
         self.model_id = model_id
+        self.one_sampler = one_sampler  # the upstream is a `vllm serve` running our logits processor (vllm_command)
         self.base_url = base_url.rstrip("/")
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
@@ -56,7 +82,7 @@ class OpenAIHTTPEngine:
             card = next((m for m in listed or [] if m.get("id") == upstream_model), {})
             max_context = int(card.get("max_model_len") or card.get("context_length") or 4096)
         self.max_context = max_context
-        self.tasks = tasks or ["chat", "completion"]
+        self.tasks = tasks or (["chat", "completion", "score"] if one_sampler else ["chat", "completion"])
 
     def _payload(self, body: dict[str, Any], stream: bool) -> dict[str, Any]:
         payload = {k: body[k] for k in FORWARDED if k in body}
@@ -66,16 +92,73 @@ class OpenAIHTTPEngine:
             payload["stream_options"] = {"include_usage": True}
         return payload
 
-    async def generate(self, task: str, body: dict[str, Any], cancel: threading.Event) -> AsyncIterator[Piece | End]:
-        """Stream a chat/completion; the request's completion tokens ride on the last End (others say 0)."""
+    async def generate(self, task: str, body: dict[str, Any], cancel: threading.Event, sampling_seed: str | None = None) -> AsyncIterator[Piece | End]:
+        """Stream a chat/completion. A generic upstream gets the request as sent and samples its own way (no token ids);
+        with `one_sampler` each choice is picked by the ONE sampler under `sampling_seed` (see `_one_sampler_choices`)."""
+        if self.one_sampler:
+            async for event in self._one_sampler_choices(task, body, cancel, sampling_seed or sampler.new_seed()):
+                yield event
+            return
+        streamed = _Streamed()
+        async for piece in self._stream(task, self._payload(body, stream=True), cancel, streamed):
+            yield piece
+        if streamed.cancelled:
+            return
+        indexes = sorted(streamed.finished) or [0]
+        for i, index in enumerate(indexes):  # the request's completion tokens ride on the last End (others say 0)
+            yield End(
+                finish_reason=streamed.finished.get(index, "stop"),
+                input_tokens=int(streamed.usage.get("prompt_tokens", 0)) if i == 0 else 0,
+                output_tokens=int(streamed.usage.get("completion_tokens", 0)) if i == len(indexes) - 1 else 0,
+                index=index,
+            )
+
+    async def _one_sampler_choices(
+        self, task: str, body: dict[str, Any], cancel: threading.Event, seed: str
+    ) -> AsyncIterator[Piece | End]:
+        """Each choice is its own upstream request with n=1, so the logits processor knows the choice index it draws
+        for; `vllm_xargs` carries the seed, index, temperature and top-p (gpu_worker.engines.vllm_sampler). Upstream
+        sampling is greedy (temperature 0) over the one token the processor leaves, so nothing of vLLM's own sampling
+        can change the pick. Choices run one after another (as the transformers engine runs them)."""
+        params = sampling.sampling_params(body)
+        base = {**self._payload(body, stream=True), "n": 1, "temperature": 0.0, "top_p": 1.0, "return_token_ids": True}
+        base.pop("seed", None)
+        if _constrained(body):
+            base.pop("min_tokens", None)  # as the transformers engine: under a JSON constraint the end is the grammar's
+        n = OpenAIBody(body).n
+        for p, prompt in enumerate(_prompts(task, body)):
+            for k in range(n):
+                index = p * n + k
+                xargs = {
+                    "one_seed": seed, "one_choice": index, "one_temperature": params["temperature"], "one_top_p": params["top_p"],
+                }  # fmt: skip
+                payload = {**base, "vllm_xargs": xargs, **({"prompt": prompt} if task == "completion" else {})}
+                streamed = _Streamed()
+                async for piece in self._stream(task, payload, cancel, streamed):
+                    piece.index = index
+                    yield piece
+                if streamed.cancelled:
+                    return
+                out, ids = int(streamed.usage.get("completion_tokens", 0)), streamed.token_ids.get(0)
+                yield End(
+                    finish_reason=streamed.finished.get(0, "stop"),
+                    input_tokens=int(streamed.usage.get("prompt_tokens", 0)) if k == 0 else 0,  # each prompt counted once
+                    output_tokens=out,
+                    index=index,
+                    tokens=ids if ids is not None and len(ids) == out else None,  # ids that miss a token would fail an audit
+                )
+
+    async def _stream(
+        self, task: str, payload: dict[str, Any], cancel: threading.Event, streamed: _Streamed
+    ) -> AsyncIterator[Piece]:
+        """One streamed upstream request: Pieces as they come (upstream indexes); the rest lands in `streamed`."""
         path = "/completions" if task == "completion" else "/chat/completions"
-        finished: dict[int, str] = {}
-        usage: dict[str, int] = {}
-        async with self._client.stream("POST", path, json=self._payload(body, stream=True)) as response:
+        async with self._client.stream("POST", path, json=payload) as response:
             if response.status_code != 200:
                 raise _upstream_error(response.status_code, await response.aread())
             async for line in response.aiter_lines():
                 if cancel.is_set():
+                    streamed.cancelled = True
                     return  # leaving the block closes the upstream stream
                 if not line.startswith("data:"):
                     continue
@@ -86,25 +169,101 @@ class OpenAIHTTPEngine:
                 if chunk.get("error"):
                     raise _upstream_error(502, json.dumps(chunk).encode())
                 if chunk.get("usage"):
-                    usage = chunk["usage"]
+                    streamed.usage = chunk["usage"]
                 for choice in chunk.get("choices") or []:
                     index = int(choice.get("index", 0))
                     delta = choice.get("delta") or {}
                     text = choice.get("text") if task == "completion" else delta.get("content")
                     logprobs = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
+                    if isinstance(choice.get("token_ids"), list):  # vLLM's return_token_ids: this chunk's new ids
+                        streamed.token_ids.setdefault(index, []).extend(choice["token_ids"])
                     if text or logprobs:
                         yield Piece(text or "", index, logprobs)
                     if choice.get("finish_reason"):
-                        finished[index] = choice["finish_reason"]
-        indexes = sorted(finished) or [0]
-        for i, index in enumerate(indexes):
-            last = i == len(indexes) - 1
-            yield End(
-                finish_reason=finished.get(index, "stop"),
-                input_tokens=int(usage.get("prompt_tokens", 0)) if i == 0 else 0,
-                output_tokens=int(usage.get("completion_tokens", 0)) if last else 0,
-                index=index,
-            )
+                        streamed.finished[index] = choice["finish_reason"]
+
+    # --- audits: re-score a claimed answer with vLLM's prompt logprobs ------------------------------
+    async def score(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+        """Per-token margins of each claimed choice, as TransformersTextEngine.score (same body, same items), read from
+        one prefill of prompt + answer tokens: vLLM's `/tokenize` renders the prompt as generation did, `/completions`
+        with that token-id prompt returns `prompt_logprobs` (raw model, top SCORE_TOP_K per position plus the claimed
+        token). Only the top-k are known, so each margin is a LOWER BOUND of the full-vocabulary margin: the best
+        token outside the top-k is never seen, a token is ruled out of the top-p nucleus only when the known mass
+        proves it, and positions before `min_tokens` (EOS banned; vLLM does not say which ids are EOS) score 0. An
+        honest answer therefore never scores worse than it would with every logit; a dishonest one may score better."""
+        if not self.one_sampler:
+            raise EngineError("task_not_supported", "only a vllm serve running the ONE sampler scores answers")
+        task, request, seed, choices = body.get("task"), body.get("request"), body.get("sampling_seed"), body.get("choices")
+        if task not in ("chat", "completion") or not isinstance(request, dict) or not sampler.valid_seed(seed):
+            raise EngineError("invalid_request", "a score job needs a task (chat or completion), request and sampling_seed")
+        if not isinstance(choices, list) or not choices:
+            raise EngineError("invalid_request", "a score job needs the claimed choices")
+        prompts = [await self._tokenize(task, request, prompt) for prompt in _prompts(task, request)]
+        n = OpenAIBody(request).n
+        params = sampling.sampling_params(request, constrained=_constrained(request))
+        items, read = [], 0
+        for claimed in choices:
+            index, tokens = claimed.get("index"), claimed.get("tokens")
+            if not isinstance(index, int) or not isinstance(tokens, list) or not 0 <= index < len(prompts) * n:
+                raise EngineError("invalid_request", "each claimed choice needs its index and tokens")
+            prompt = prompts[index // n]
+            ids_ok = all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**31 for t in tokens)
+            if len(prompt) + len(tokens) > self.max_context or not ids_ok:
+                items.append({"index": index, "margins": [sampler.MARGIN_CAP] * max(len(tokens), 1)})  # not this model's tokens
+                continue
+            shown = await self._detokenize(tokens)
+            content = claimed.get("content")
+            if shown is None or (isinstance(content, str) and not _within(content, shown)):  # not the answer that was sent
+                items.append({"index": index, "margins": [sampler.MARGIN_CAP] * max(len(tokens), 1)})
+                continue
+            rows = (await self._prompt_logprobs(prompt + tokens))[len(prompt) :] if tokens else []
+            temperature, top_p = params["temperature"], params["top_p"]
+            margins = [
+                0.0 if t < params["min_tokens"] else _topk_margin(rows[t], token, seed, index, t, temperature, top_p)
+                for t, token in enumerate(tokens)
+            ]
+            items.append({"index": index, "margins": [round(m, 6) for m in margins]})
+            read += len(prompt) + len(tokens)
+        return items, read
+
+    async def _post(self, url: str, payload: dict[str, Any]) -> httpx.Response:
+        response = await self._client.post(url, json={"model": self.upstream_model, **payload})
+        if response.status_code != 200:
+            raise _upstream_error(response.status_code, response.content)
+        return response
+
+    async def _tokenize(self, task: str, request: dict[str, Any], prompt: Any) -> list[int]:
+        """The prompt's token ids as vLLM's chat/completions endpoints build them (their defaults for special tokens)."""
+        payload: dict[str, Any] = {"prompt": prompt}
+        if task == "chat":
+            payload = {"messages": request.get("messages"), "add_generation_prompt": True}
+            if request.get("tools"):
+                payload["tools"] = request["tools"]
+        return [int(t) for t in (await self._post(self._root + "/tokenize", payload)).json()["tokens"]]
+
+    async def _detokenize(self, tokens: list[int]) -> str | None:
+        """The text of claimed token ids; None when the model refuses them (ids outside its vocabulary)."""
+        response = await self._client.post(self._root + "/detokenize", json={"model": self.upstream_model, "tokens": tokens})
+        if response.status_code == 400:
+            return None
+        if response.status_code != 200:
+            raise _upstream_error(response.status_code, response.content)
+        return str(response.json().get("prompt", ""))
+
+    async def _prompt_logprobs(self, ids: list[int]) -> list[dict[int, float]]:
+        """Per position of `ids`: {token id: logprob} for the top SCORE_TOP_K and the token at that position."""
+        if len(ids) + 1 > self.max_context:  # vLLM generates at least one token after the prompt
+            raise EngineError("context_length_exceeded", "the answer fills the context: no room to re-score it")
+        payload = {"prompt": ids, "max_tokens": 1, "temperature": 0.0, "prompt_logprobs": SCORE_TOP_K}
+        rows = (await self._post("/completions", payload)).json()["choices"][0].get("prompt_logprobs") or []
+        if len(rows) != len(ids):
+            raise EngineError("upstream_error", "the upstream returned no prompt logprobs")
+        return [{int(k): float(v["logprob"]) for k, v in (row or {}).items()} for row in rows]
+
+    @property
+    def _root(self) -> str:
+        """The server root: vLLM serves /tokenize and /detokenize beside /v1, not under it."""
+        return self.base_url.removesuffix("/v1")
 
     async def embed(self, body: dict[str, Any]) -> Embeddings:
         payload = {**self._payload(body, stream=False), "encoding_format": "float"}
@@ -114,6 +273,61 @@ class OpenAIHTTPEngine:
         reply = response.json()
         items = sorted(reply["data"], key=lambda d: d["index"])
         return Embeddings(vectors=[item["embedding"] for item in items], input_tokens=int(reply.get("usage", {}).get("prompt_tokens", 0)))
+
+
+def _prompts(task: str, body: dict[str, Any]) -> list[Any]:
+    """The prompts a request's choices come from: each string of a completion's list prompt, else the one prompt."""
+    prompt = body.get("prompt") if task == "completion" else None
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        return prompt
+    return [prompt]
+
+
+def _within(content: str, shown: str) -> bool:
+    """Whether the sent content reads, in order, within the claimed ids' text. vLLM's /detokenize keeps special tokens
+    that its streamed text skipped, so a prefix test (TransformersTextEngine's) could fail an honest answer; this one
+    only lets through text the ids spell out with pieces left out."""
+    rest = iter(shown)
+    return all(c in rest for c in content)
+
+
+def _constrained(body: dict[str, Any]) -> bool:
+    try:
+        return structured.constraint_schema(body) is not None
+    except structured.RequestError:
+        return False
+
+
+def _topk_margin(row: dict[int, float], token: int, seed: str, choice: int, position: int, temperature: float,
+                 top_p: float) -> float:  # fmt: skip
+    """A lower bound of the token's margin (backend.protocol.sampler) from the top-k logprobs of one position.
+
+    Logprobs differ from logits by one constant per position, so z = logprob / T + gumbel ranks tokens as the
+    sampler does. Candidates are the known tokens no less likely than the claimed one (with top-p, a less likely
+    one may be outside the nucleus); the claimed token is out of the nucleus (margin capped) only when the known
+    mass above it is at least top_p even against the largest mass the unknown tokens could have."""
+    if token not in row:
+        raise EngineError("upstream_error", "the upstream's prompt logprobs miss a prompt token")
+    order = sorted(row, key=lambda v: (-row[v], v))  # the sampler's order: most likely first, ties lower id first
+    above = order[: order.index(token)]
+    if top_p < 1.0:
+        scale = temperature if temperature > 0 else 1.0
+        if scale <= 1.0:  # softmax(logits / scale) from logprobs; the unknown tokens' mass bounded from above
+            probs = sorted((math.exp(lp) for lp in row.values()), reverse=True)
+            kth = probs[min(SCORE_TOP_K, len(probs)) - 1]
+            rest = max(0.0, 1.0 - sum(probs)) * kth ** (1.0 / scale - 1.0)  # sum of p**(1/scale) over unknown p <= kth
+            total = sum(p ** (1.0 / scale) for p in probs) + rest
+            if above and sum(math.exp(row[v]) ** (1.0 / scale) for v in above) / total >= top_p:
+                return sampler.MARGIN_CAP
+        candidates = above + [token]
+    else:
+        candidates = order
+    key = sampler.step_key(seed, choice, position)
+
+    def z(v: int) -> float:
+        return row[v] / temperature + sampler.gumbel(key, v) if temperature > 0 else row[v]
+
+    return min(max(z(v) for v in candidates) - z(token), sampler.MARGIN_CAP)
 
 
 def _list_models(base_url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -139,15 +353,33 @@ def _upstream_error(status: int, content: bytes) -> EngineError:
 # --- vLLM as a separate process ---------------------------------------------------------------------
 
 
-def vllm_command(model: str, port: int, served_name: str, max_model_len: int | None = None, dtype: str = "auto", extra: tuple[str, ...] = ()) -> list[str]:
-    """The `vllm serve` command line for one model on 127.0.0.1 (tool parsing stays in our shared layer)."""
+def vllm_command(model: str, port: int, served_name: str, max_model_len: int | None = None, dtype: str = "auto", extra: tuple[str, ...] = (),
+                 one_sampler: bool = True) -> list[str]:  # fmt: skip
+    """The `vllm serve` command line for one model on 127.0.0.1 (tool parsing stays in our shared layer), with the
+    ONE sampler's logits processor loaded (the engine in front of it then runs with `one_sampler`)."""
     exe = shutil.which("vllm")
     if exe is None:
         raise EngineError("engine_unavailable", "the `vllm` executable is not on PATH: install vLLM in its own environment (it needs CUDA)")
     cmd = [exe, "serve", model, "--host", "127.0.0.1", "--port", str(port), "--served-model-name", served_name, "--dtype", dtype]
     if max_model_len:
         cmd += ["--max-model-len", str(max_model_len)]
+    if one_sampler:
+        cmd += ["--logits-processors", ONE_SAMPLER]
     return cmd + list(extra)
+
+
+def _sampler_pythonpath() -> str:
+    """A folder holding only what vLLM's own Python needs to import the ONE sampler's processor (gpu_worker, the
+    protocol package, rfc8785 which it imports): links, so vLLM's environment gets none of this venv's pins."""
+    import rfc8785
+
+    import backend
+    import gpu_worker
+
+    folder = Path(tempfile.mkdtemp(prefix="one-vllm-path-"))
+    for module in (gpu_worker, backend, rfc8785):
+        (folder / module.__name__).symlink_to(Path(module.__file__).parent, target_is_directory=True)
+    return str(folder)
 
 
 class VLLMProcess:
@@ -155,7 +387,7 @@ class VLLMProcess:
 
     def __init__(self, model: str, served_name: str, max_model_len: int | None = None, start_timeout_s: float = 900, extra: tuple[str, ...] = ()):
         self.port = _free_port()
-        self.cmd = vllm_command(model, self.port, served_name, max_model_len, extra=extra)
+        self.cmd = vllm_command(model, self.port, served_name, max_model_len, extra=extra)  # with the ONE sampler
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen | None = None
 
@@ -164,7 +396,9 @@ class VLLMProcess:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> str:
-        self.proc = subprocess.Popen(self.cmd, start_new_session=True)
+        paths = [_sampler_pythonpath(), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+        self.proc = subprocess.Popen(self.cmd, start_new_session=True, env=env)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

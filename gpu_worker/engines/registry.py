@@ -49,11 +49,12 @@ def _openai(spec: EngineSpec, device: str) -> Engine:
 
 
 def _vllm(spec: EngineSpec, device: str) -> Engine:
-    """TARGET = a model path or repo for `vllm serve`; the server lives as long as this worker."""
+    """TARGET = a model path or repo for `vllm serve`; the server lives as long as this worker. We start it with the
+    ONE sampler's logits processor, so the engine picks every token with it and reports token ids (`one_sampler`)."""
     server = VLLMProcess(spec.target, served_name=spec.model_id, max_model_len=spec.context, extra=spec.args)
     base_url = server.__enter__()
     atexit.register(server.__exit__)
-    return OpenAIHTTPEngine(spec.model_id, base_url, upstream_model=spec.model_id, max_context=spec.context)
+    return OpenAIHTTPEngine(spec.model_id, base_url, upstream_model=spec.model_id, max_context=spec.context, one_sampler=True)
 
 
 FACTORIES: dict[str, Callable[[EngineSpec, str], Engine]] = {
