@@ -3,7 +3,8 @@ scoring a claimed answer's tokens in one teacher-forced pass when auditing.
 
 The noise for a whole vocabulary is computed at once with 64-bit integer tensors (every product is split
 so it stays below 2**63: torch has no unsigned 64-bit arithmetic on every device), so a CPU, a GPU and the
-stdlib reference agree bit for bit on the draws.
+stdlib reference agree bit for bit on the 24-bit draws; the Gumbel values (float64 log) within an ulp (measured on
+an H100: 0.7% of a 152k vocabulary 1 ulp apart, picks identical), far below what an audit can notice.
 """
 
 from __future__ import annotations

@@ -17,9 +17,8 @@ import threading
 from dataclasses import dataclass, field, fields
 from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
-from backend.protocol import frames
+from backend.protocol import frames, sampler
 from backend.protocol import receipt as rc
-from backend.protocol import sampler
 from backend.protocol.jobs import JobRefused
 
 log = logging.getLogger("one.worker")

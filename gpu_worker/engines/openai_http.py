@@ -373,12 +373,16 @@ def _sampler_pythonpath() -> str:
     protocol package, rfc8785 which it imports): links, so vLLM's environment gets none of this venv's pins."""
     import rfc8785
 
-    import backend
+    import backend.protocol
     import gpu_worker
 
     folder = Path(tempfile.mkdtemp(prefix="one-vllm-path-"))
-    for module in (gpu_worker, backend, rfc8785):
+    for module in (gpu_worker, rfc8785):
         (folder / module.__name__).symlink_to(Path(module.__file__).parent, target_is_directory=True)
+    package = folder / "backend"  # the protocol package only: none of the coordinator's code
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "protocol").symlink_to(Path(backend.protocol.__file__).parent, target_is_directory=True)
     return str(folder)
 
 

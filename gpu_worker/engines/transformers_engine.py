@@ -31,7 +31,14 @@ class TransformersTextEngine:
 
     def __init__(self, model_id: str, path: str | Path, device: str = "cpu"):
         import torch
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, GenerationConfig
+        from transformers import (
+            AutoConfig,
+            AutoModelForCausalLM,
+            AutoModelForImageTextToText,
+            AutoProcessor,
+            AutoTokenizer,
+            GenerationConfig,
+        )
 
         self.model_id = model_id
         self.device = device

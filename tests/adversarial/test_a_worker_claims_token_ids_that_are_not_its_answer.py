@@ -12,9 +12,8 @@ import threading
 
 import pytest
 
-from backend.protocol import frames
+from backend.protocol import frames, sampler
 from backend.protocol import receipt as rc
-from backend.protocol import sampler
 from backend.protocol.signing import sign_hex
 from backend.serving.inference import Caller, InferenceError
 from tests.adversarial.conftest import Peer, make_service, run_chat

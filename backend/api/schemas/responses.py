@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.catalog import Package, SlaTargets
 
-
 TOKEN_IDS = ("the answer's token ids per choice (EOS included), as the worker committed to them (receipt tokens_digest): "
              "with the receipt's sampling_seed, what `one verify-audit` re-scores with the model's weights")
 
