@@ -10,6 +10,7 @@ from typing import Callable, Literal
 from urllib.parse import urlsplit
 
 from eth_account import Account
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.protocol.jobs import MAX_IMAGE_BYTES
@@ -90,12 +91,19 @@ class Settings(BaseSettings):
     treasury_key: str = ""
     # The treasury key read from a file instead (production: required, and readable by its owner only).
     treasury_key_file: Path | None = None
-    # Audits: the share of deterministic jobs re-run on another worker (new or unreliable workers get the
-    # higher rate), the share of a bond a failed audit slashes, and how long an unbonding waits.
+    # Audits: the share of text jobs re-scored (or, without token ids, deterministic jobs re-run) on another worker
+    # (new or unreliable workers get the higher rate), the share of a bond a failed audit slashes, and how long an
+    # unbonding waits.
     audit_rate: float = 0.02
     audit_new_rate: float = 0.3
     # Passed audits before a worker counts as established: only established workers settle a dispute.
     audit_warmup: int = 10
+    # Re-scoring audits (backend.protocol.sampler.AuditRule, published with every outcome): a token's margin up to the
+    # tolerance is numerics; an answer fails when an honest worker, missing tokens at the honest rate (other GPUs'
+    # kernels flip near-ties: Token-DiFR measured < 2%), would miss that many with odds below false_fail_odds.
+    audit_margin_tolerance: float = Field(0.01, ge=0, le=10)
+    audit_honest_miss_rate: float = Field(0.02, gt=0, lt=1)
+    audit_false_fail_odds: float = Field(1e-6, gt=0, le=0.01)
     slash_bps: int = 5000
     unbond_delay_s: int = 86400
     # Agents: the SearxNG-compatible JSON search endpoint of the web_search tool, and Python modules that

@@ -33,13 +33,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import dataclasses  # noqa: E402
+
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+
+from backend.protocol.sampler import AuditRule  # noqa: E402
+from gpu_worker.tiny_models import round_linears  # noqa: E402
+
+ONE_STACK = AuditRule(honest_miss_rate=0.002)  # a network where every worker runs the same kernels (honest answers re-score exactly)
 
 TEMPERATURES = (0.0, 0.7, 1.0)
 TOP_PS = (1.0, 0.9)
 PREFIXES = (8, 16, 32, 64, 128)
-TOLERANCES = (0.01, 0.05, 0.1, 0.5, 1.0)  # MARGIN_TOLERANCE as set, and larger ones the verdict could use
+TOLERANCES = (0.01, 0.05, 0.1, 0.5, 1.0)  # the default rule's margin tolerance, and larger ones the verdict could use
 CHEATS = ("substitute", "int8", "int4", "bf16", "seed", "fp64")
 HONEST_VARIANTS = ("fp64",)  # not a cheat: the true weights on other numerics (float64), as another device would compute
 
@@ -132,19 +139,6 @@ def top2_gaps(logits, job: dict) -> list[float]:
 
 
 # --- cheat models ------------------------------------------------------------------------------------
-def round_linears(model, bits: int) -> None:
-    """Every nn.Linear weight rounded to `bits` per output channel (symmetric absmax) and back to float, in place."""
-    import torch
-
-    levels = 2 ** (bits - 1) - 1  # 127 for int8, 7 for int4
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                w = module.weight
-                scale = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / levels
-                w.copy_(torch.round(w / scale).clamp(-levels, levels) * scale)
-
-
 # --- statistics --------------------------------------------------------------------------------------
 def auc(cheat: list[float], honest: list[float]) -> float:
     """ROC AUC of a score where higher means cheat (Mann-Whitney, ties count one half)."""
@@ -159,17 +153,16 @@ def auc(cheat: list[float], honest: list[float]) -> float:
 def features(margins: list[float]) -> dict:
     from backend.protocol import sampler
 
-    j = sampler.judge(margins)
+    j = sampler.judge(margins)  # the default rule: a network of mixed GPU stacks (honest workers miss up to 2%)
     return {"mean_margin": j.mean_margin, "miss_fraction": j.misses / j.tokens if j.tokens else 0.0, "verdict": j.verdict,
-            "tokens": j.tokens, "misses": j.misses}  # fmt: skip
+            "verdict_one_stack": sampler.judge(margins, ONE_STACK).verdict, "tokens": j.tokens, "misses": j.misses}  # fmt: skip
 
 
 def fails_at(margins: list[float], tolerance: float) -> bool:
-    """judge's `fail` rule with another MARGIN_TOLERANCE."""
+    """judge's `fail` (default rule) with another margin tolerance."""
     from backend.protocol import sampler
 
-    misses = sum(m > tolerance for m in margins)
-    return misses >= sampler.MIN_MISSES and misses > sampler.MAX_MISS_FRACTION * len(margins)
+    return sampler.judge(margins, dataclasses.replace(sampler.DEFAULT_RULE, margin_tolerance=tolerance)).verdict == "fail"
 
 
 def compare(cheat: list[list[float]], honest: list[list[float]], prefix: int | None = None) -> dict:
@@ -184,6 +177,8 @@ def compare(cheat: list[list[float]], honest: list[list[float]], prefix: int | N
         "auc_mean_margin": auc([f["mean_margin"] for f in fc], [f["mean_margin"] for f in fh]),
         "auc_miss_fraction": auc([f["miss_fraction"] for f in fc], [f["miss_fraction"] for f in fh]),
         "detected": sum(f["verdict"] == "fail" for f in fc) / len(fc) if fc else float("nan"),
+        "detected_one_stack": sum(f["verdict_one_stack"] == "fail" for f in fc) / len(fc) if fc else float("nan"),
+        "honest_fail_one_stack": sum(f["verdict_one_stack"] == "fail" for f in fh),
         "inconclusive": sum(f["verdict"] == "inconclusive" for f in fc) / len(fc) if fc else float("nan"),
         "honest_fail": sum(f["verdict"] == "fail" for f in fh),
         "cheat_tokens_missed": sum(f["misses"] for f in fc) / max(sum(f["tokens"] for f in fc), 1),
@@ -214,9 +209,8 @@ async def run(args, console: Console) -> dict:
 
     true = load("true", 0, args.init_range)
     jobs = make_jobs(args.n, args.long_n, args.seed)
-    thresholds = ("MARGIN_TOLERANCE", "MARGIN_CAP", "MIN_SCORED_TOKENS", "MAX_MISS_FRACTION", "MIN_MISSES")
-    results: dict = {"args": vars(args), "cores": os.cpu_count(), "torch_threads": args.threads,
-                     "thresholds": {k: getattr(sampler, k) for k in thresholds}}  # fmt: skip
+    results: dict = {"args": vars(args), "cores": os.cpu_count(), "torch_threads": args.threads, "margin_cap": sampler.MARGIN_CAP,
+                     "rules": {"default": sampler.DEFAULT_RULE.as_json(), "one_stack": ONE_STACK.as_json()}}  # fmt: skip
 
     # entropy of the model family at a few initializer ranges: each model's own answers (T=1), per token
     entropy_jobs = [dict(j, body=dict(j["body"], temperature=1.0, top_p=1.0)) for j in jobs[: args.entropy_jobs]]
@@ -313,10 +307,11 @@ def report(results: dict, honest: list[dict], cheat_rows: dict[str, list[dict]],
         "tokens": len(margins),
         "mean_tokens_main": mean(h["tokens"] for h in main),
         "fail": sum(f["verdict"] == "fail" for f in verdicts),
+        "fail_one_stack": sum(f["verdict_one_stack"] == "fail" for f in verdicts),
         "inconclusive": sum(f["verdict"] == "inconclusive" for f in verdicts),
         "exact": mean(m == 0.0 for m in margins),
         "exact_t_above_0": mean(m == 0.0 for h in honest if h["temperature"] > 0 for m in h["margins"]),
-        "within_tolerance": mean(m <= sampler.MARGIN_TOLERANCE for m in margins),
+        "within_tolerance": mean(m <= sampler.DEFAULT_RULE.margin_tolerance for m in margins),
         "max_margin": max(margins),
         "answers_with_a_miss": sum(f["misses"] > 0 for f in verdicts),
         "max_misses_in_an_answer": max(f["misses"] for f in verdicts),
@@ -345,11 +340,11 @@ def report(results: dict, honest: list[dict], cheat_rows: dict[str, list[dict]],
     title = f"1. honest answers: true model, scored by the true model (init_range {args['init_range']})"
     table = Table("measure", "value", title=title)
     table.add_row("answers (tokens)", f"{summary['answers']} ({summary['tokens']})")
-    table.add_row("verdict fail (must be 0)", str(summary["fail"]))
-    table.add_row("verdict inconclusive (< 8 tokens)", str(summary["inconclusive"]))
+    table.add_row("verdict fail (must be 0): default rule / one-stack rule", f"{summary['fail']} / {summary['fail_one_stack']}")
+    table.add_row(f"verdict inconclusive (< {sampler.DEFAULT_RULE.min_scored_tokens} tokens)", str(summary["inconclusive"]))
     exact = f"{pct(summary['exact'], 3)} (T>0 only: {pct(summary['exact_t_above_0'], 3)})"
     table.add_row("tokens reproduced exactly (margin 0)", exact)
-    table.add_row(f"tokens within tolerance ({sampler.MARGIN_TOLERANCE})", pct(summary["within_tolerance"], 3))
+    table.add_row(f"tokens within tolerance ({sampler.DEFAULT_RULE.margin_tolerance})", pct(summary["within_tolerance"], 3))
     table.add_row("largest honest margin", fmt(summary["max_margin"], 6))
     table.add_row("answers with any miss / most misses in one", f"{summary['answers_with_a_miss']} / {summary['max_misses_in_an_answer']}")  # fmt: skip
     table.add_row("mean answer length, main set (32-64 cap)", fmt(summary["mean_tokens_main"], 1))
@@ -377,14 +372,14 @@ def report(results: dict, honest: list[dict], cheat_rows: dict[str, list[dict]],
 
     label = lambda name: name + (" (honest)" if name in HONEST_VARIANTS else "")  # noqa: E731
     table = Table("answers by", "answers", "mean |Δlogit| (true logit std) / argmax agree", "same answer as honest", "no token missed",  # fmt: skip
-                  "tokens missed", "mean margin", "AUC mean margin", "AUC miss frac", "verdict fail", "fail, T>0",
+                  "tokens missed", "mean margin", "AUC mean margin", "AUC miss frac", "verdict fail", "fail, T>0", "fail, one-stack rule",
                   title="2. other models' answers, scored by the true model with the job's seed (whole answers)")  # fmt: skip
     for name, c in results["cheats"].items():
         w, d = c["whole"], c["logit_diff"]
         diff = f"{d['mean_abs']:.4f} ({d['true_logit_std']:.2f}) / {pct(d['argmax_agree'])}" if d else "-"
         table.add_row(label(name), str(w["cheat_answers"]), diff, pct(w["identical_to_honest"]), pct(w["cheat_all_exact"]),
                       pct(w["cheat_tokens_missed"], 2), fmt(w["cheat_mean_margin"]), fmt(w["auc_mean_margin"], 4),
-                      fmt(w["auc_miss_fraction"], 4), pct(w["detected"]), pct(w["detected_t_above_0"]))  # fmt: skip
+                      fmt(w["auc_miss_fraction"], 4), pct(w["detected"]), pct(w["detected_t_above_0"]), pct(w["detected_one_stack"]))  # fmt: skip
     console.print(table)
 
     table = Table("answers by", *[f"L={p}" for p in PREFIXES], "tokens needed: AUC>=0.99 / fail>=95%",
@@ -405,7 +400,7 @@ def report(results: dict, honest: list[dict], cheat_rows: dict[str, list[dict]],
     console.print(table)
 
     table = Table("answers by", *[f"tol {t}: tokens over / fail" for t in TOLERANCES],
-                  title="2d. with another MARGIN_TOLERANCE (same miss rule): share of tokens whose margin exceeds it / verdict fail")  # fmt: skip
+                  title="2d. with another margin tolerance (default rule otherwise): share of tokens whose margin exceeds it / verdict fail")  # fmt: skip
     for name, c in results["cheats"].items():
         w = c["whole"]
         table.add_row(label(name), *[f"{pct(w['tokens_above'][str(t)], 2)} / {pct(w['fail_at_tolerance'][str(t)])}" for t in TOLERANCES])  # fmt: skip

@@ -17,6 +17,7 @@ from typing import Any
 
 from backend.protocol import receipt as rc
 from backend.protocol import sampler
+from backend.protocol.body import OpenAIBody
 
 
 def answer_choices(reply: dict[str, Any]) -> list[dict[str, Any]]:
@@ -39,7 +40,7 @@ def rescore(model_dir: str | Path, body: dict[str, Any], reply: dict[str, Any]) 
         "seed_committed": sampler.valid_seed(seed),
         "tokens_committed": isinstance(tokens, list) and rc.tokens_digest(tokens) == receipt.get("tokens_digest"),
         "output": rc.chat_output_digest(choices) == receipt.get("output_digest"),
-        "not_constrained": not _constrained(body),
+        "not_constrained": not OpenAIBody(body).constrained(),
     }
     if not all(checks.values()) or len(tokens) != len(choices):
         return {"ok": False, "checks": checks, "judgement": None}
@@ -51,12 +52,6 @@ def rescore(model_dir: str | Path, body: dict[str, Any], reply: dict[str, Any]) 
     judgement = sampler.judge(m for item in items for m in item["margins"])
     checks["rescored"] = judgement.verdict != "fail"
     return {"ok": all(checks.values()), "checks": checks, "judgement": judgement.as_json()}
-
-
-def _constrained(body: dict[str, Any]) -> bool:
-    from backend.protocol.body import OpenAIBody
-
-    return OpenAIBody(body).constrained()
 
 
 def main() -> None:

@@ -38,31 +38,34 @@ def _token_ids(vocab: int, device: str):
     return torch.arange(vocab, dtype=torch.int64, device=device)
 
 
-def gumbel_noise(seed: str, choice: int, position: int, vocab: int, device: Any = "cpu"):
-    """Gumbel noise for every token id of one step, float64 (what sampler.gumbel gives token by token)."""
+def gumbel_noise(seed: str, choice: int, position: int | range, vocab: int, device: Any = "cpu"):
+    """Gumbel noise for every token id of one step, float64 (what sampler.gumbel gives token by token); for a range of
+    positions, one row per position."""
     import torch
 
-    k0, k1 = sampler.step_key(seed, choice, position)
-    h = _lowbias32(_lowbias32(_token_ids(vocab, str(device)) ^ k0) ^ k1)
-    u = ((h >> 8).to(torch.float64) + 0.5) / 2**24
-    return -torch.log(-torch.log(u))
+    keys = [sampler.step_key(seed, choice, t) for t in (position if isinstance(position, range) else [position])]
+    k0 = torch.tensor([k[0] for k in keys], dtype=torch.int64, device=device)[:, None]
+    k1 = torch.tensor([k[1] for k in keys], dtype=torch.int64, device=device)[:, None]
+    h = _lowbias32(_lowbias32(_token_ids(vocab, str(device))[None, :] ^ k0) ^ k1)
+    noise = -torch.log(-torch.log(((h >> 8).to(torch.float64) + 0.5) / 2**24))
+    return noise if isinstance(position, range) else noise[0]
 
 
-def step_scores(logits, seed: str, choice: int, position: int, temperature: float, top_p: float = 1.0, banned=()):
-    """z[v] = logits[v] / T + gumbel over the nucleus (-inf elsewhere), float64; greedy when T = 0."""
+def step_scores(logits, seed: str, choice: int, position: int | range, temperature: float, top_p: float = 1.0, banned=()):
+    """z[v] = logits[v] / T + gumbel over the nucleus (-inf elsewhere), float64; greedy when T = 0. Given a range of
+    positions, `logits` has one row per position and so has the result (an audit scores a whole answer at once)."""
     import torch
 
     z = logits.to(torch.float64).clone()
     for v in banned:
-        z[v] = -torch.inf
+        z[..., v] = -torch.inf
     if top_p < 1.0:
         scaled = z / (temperature if temperature > 0 else 1.0)
         probs = torch.softmax(scaled, dim=-1)
-        ordered, order = torch.sort(probs, descending=True, stable=True)  # ties: lower id first, as the reference
+        ordered, order = torch.sort(probs, dim=-1, descending=True, stable=True)  # ties: lower id first, as the reference
         beyond = (torch.cumsum(ordered, dim=-1) - ordered) >= top_p
-        beyond[0] = False  # the most likely token is always in (top_p = 0 means greedy over the nucleus of one)
-        outside = order[beyond]
-        z[outside] = -torch.inf
+        beyond[..., 0] = False  # the most likely token is always in (top_p = 0 means greedy over the nucleus of one)
+        z.scatter_(-1, order, z.gather(-1, order).masked_fill(beyond, -torch.inf))
     if temperature <= 0:
         return z
     return z / temperature + gumbel_noise(seed, choice, position, z.shape[-1], z.device)
@@ -77,13 +80,25 @@ def margins(logits, tokens: list[int], seed: str, choice: int, temperature: floa
             eos_ids: set[int] = frozenset(), min_tokens: int = 0) -> list[float]:  # fmt: skip
     """Per-token margins of a claimed answer: `logits[t]` is the model's output that predicts `tokens[t]`
     (one teacher-forced pass over prompt + answer gives them all)."""
-    out = []
-    for t, token in enumerate(tokens):
-        banned = eos_ids if t < min_tokens else ()
-        z = step_scores(logits[t], seed, choice, t, temperature, top_p, banned)
-        claimed = float(z[token]) if 0 <= token < z.shape[-1] else float("-inf")
-        out.append(sampler.MARGIN_CAP if claimed == float("-inf") else min(float(z.max()) - claimed, sampler.MARGIN_CAP))
+    import torch
+
+    out: list[float] = []
+    vocab = logits.shape[-1]
+    for start in range(0, len(tokens), _ROWS):  # whole blocks of positions at once; rows x vocab bounds the memory
+        end = min(start + _ROWS, len(tokens))
+        rows = logits[start:end].to(torch.float64).clone()
+        for v in eos_ids:  # EOS was not allowed yet at these positions (banned before the nucleus, as when generating)
+            rows[: max(min_tokens - start, 0), v] = -torch.inf
+        z = step_scores(rows, seed, choice, range(start, end), temperature, top_p)
+        block = torch.tensor([t if 0 <= t < vocab else 0 for t in tokens[start:end]], dtype=torch.int64, device=z.device)
+        claimed = z.gather(-1, block[:, None])[:, 0]
+        gaps = (z.max(dim=-1).values - claimed).clamp(max=sampler.MARGIN_CAP)
+        out += [sampler.MARGIN_CAP if not (0 <= t < vocab) or not bool(torch.isfinite(c)) else float(g)
+                for t, c, g in zip(tokens[start:end], claimed, gaps)]  # fmt: skip
     return out
+
+
+_ROWS = 64  # positions scored together (64 x a 152k vocabulary of float64: 78 MB)
 
 
 def sampling_params(body: dict[str, Any], constrained: bool = False) -> dict[str, Any]:

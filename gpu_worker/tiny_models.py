@@ -188,10 +188,17 @@ def build_rounded(source: Path, out_dir: Path, bits: int = 8) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    levels = 2 ** (bits - 1) - 1
+    round_linears(model, bits)
+    return _save(Path(out_dir), model, AutoTokenizer.from_pretrained(source))
+
+
+def round_linears(model, bits: int) -> None:
+    """Every nn.Linear weight rounded to `bits` per output channel (symmetric absmax) and back to float, in place."""
+    import torch
+
+    levels = 2 ** (bits - 1) - 1  # 127 for int8, 7 for int4
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.Linear):
                 scale = module.weight.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / levels
                 module.weight.copy_((module.weight / scale).round().clamp(-levels, levels) * scale)
-    return _save(Path(out_dir), model, AutoTokenizer.from_pretrained(source))

@@ -22,6 +22,9 @@ E2E_ENV = {
     "ONE_PACKAGES_PATH": str(REPO / "tests" / "e2e" / "packages.yaml"),
     "ONE_AUDIT_NEW_RATE": "0.5",  # half of a new worker's deterministic jobs are re-run (tests/e2e/test_audits.py)
     "ONE_AUDIT_WARMUP": "2",  # two passed audits make a worker established (able to settle a dispute)
+    # Every test worker runs the same CPU kernels, so honest answers re-score exactly (bench/README.md): judge them as
+    # a one-stack network would, not at the 2% of a mixed-GPU one (tests/e2e/test_audits.py catches 8-bit weights).
+    "ONE_AUDIT_HONEST_MISS_RATE": "0.002",
     "ONE_UNBOND_DELAY_S": "0",  # bonds come back at the next settlement
     "ONE_AGENT_MIN_INTERVAL_S": "1",  # tests/e2e/test_agents.py schedules agents every few seconds
     "ONE_RATE_LIMIT_OPEN": "100000",  # every e2e caller is 127.0.0.1; the limits have tests of their own

@@ -40,12 +40,7 @@ _DOMAIN = b"ONE-sampler-v1"
 _MASK = 0xFFFFFFFF
 LOWBIAS_A, LOWBIAS_B = 0x7FEB352D, 0x846CA68B  # Wellons' lowbias32 constants (a well-mixed 32-bit hash)
 
-# An audit's verdict on the margins of one answer (logit units; see `judge`).
-MARGIN_TOLERANCE = 0.01  # a margin up to this is numerics (another device, a prefill instead of cached decoding)
 MARGIN_CAP = 10.0  # one wild token (a tie the other way, a token outside the nucleus) counts at most this much
-MIN_SCORED_TOKENS = 8  # an answer this short that reproduces passes only as inconclusive: too little evidence
-MAX_MISS_FRACTION = 0.05  # an honest answer reproduces; more missed tokens than this fails the audit
-MIN_MISSES = 3  # ... and never fewer than this many missed tokens
 
 
 def new_seed() -> str:
@@ -144,26 +139,70 @@ def margin(scores: list[float], token: int) -> float:
 
 
 @dataclass(frozen=True)
+class AuditRule:
+    """How an answer's margins become a verdict. Every audit outcome publishes the rule it was judged by, so
+    anyone can recompute the verdict from the margins.
+
+    A token is *missed* when its margin exceeds `margin_tolerance` (numerics: another device's kernels, a prefill
+    instead of cached decoding). An honest worker on another stack still misses a few near-tied tokens (Token-DiFR:
+    > 98% reproduce), so an answer fails only when an honest worker missing each token with probability
+    `honest_miss_rate` would miss that many with odds below `false_fail_odds` (binomial tail). A substituted model
+    misses most tokens and fails within a few; a subtly changed one (8-bit weights) over longer answers."""
+
+    margin_tolerance: float = 0.01
+    honest_miss_rate: float = 0.02
+    false_fail_odds: float = 1e-6
+    min_scored_tokens: int = 16  # an answer this short that reproduces passes only as inconclusive: too little evidence
+
+    def as_json(self) -> dict:
+        return {"sampler": SAMPLER, "margin_tolerance": self.margin_tolerance, "honest_miss_rate": self.honest_miss_rate,
+                "false_fail_odds": self.false_fail_odds, "min_scored_tokens": self.min_scored_tokens}  # fmt: skip
+
+
+DEFAULT_RULE = AuditRule()
+
+
+def honest_odds(tokens: int, misses: int, rate: float) -> float:
+    """P(X >= misses) for X ~ Binomial(tokens, rate): how likely an honest worker misses this many (1.0 when no more
+    than expected: such an answer is never suspicious)."""
+    if misses <= tokens * rate or rate <= 0:
+        return 1.0 if rate > 0 or misses == 0 else 0.0
+    if rate >= 1:
+        return 1.0
+    log_p, log_q, total = math.log(rate), math.log1p(-rate), 0.0
+    for i in range(misses, tokens + 1):  # terms only shrink past the mean: stop once they no longer count
+        term = math.exp(math.lgamma(tokens + 1) - math.lgamma(i + 1) - math.lgamma(tokens - i + 1) + i * log_p + (tokens - i) * log_q)
+        total += term
+        if term <= total * 1e-16:
+            break
+    return min(total, 1.0)
+
+
+@dataclass(frozen=True)
 class Judgement:
-    """An audit's reading of one answer's margins."""
+    """An audit's reading of one answer's margins under a rule."""
 
     tokens: int
-    misses: int  # tokens whose margin exceeds MARGIN_TOLERANCE
+    misses: int  # tokens whose margin exceeds the rule's tolerance
     mean_margin: float
+    odds: float  # how likely an honest worker misses this many (AuditRule)
+    rule: AuditRule = DEFAULT_RULE
 
     @property
     def verdict(self) -> str:
         """`fail` (not the claimed model's answer), `pass`, or `inconclusive` (too few tokens to tell)."""
-        if self.misses >= MIN_MISSES and self.misses > MAX_MISS_FRACTION * self.tokens:
+        if self.odds < self.rule.false_fail_odds:
             return "fail"
-        return "pass" if self.tokens >= MIN_SCORED_TOKENS else "inconclusive"
+        return "pass" if self.tokens >= self.rule.min_scored_tokens else "inconclusive"
 
     def as_json(self) -> dict:
-        return {"tokens": self.tokens, "misses": self.misses, "mean_margin": round(self.mean_margin, 6), "verdict": self.verdict}
+        return {"tokens": self.tokens, "misses": self.misses, "mean_margin": round(self.mean_margin, 6), "honest_odds": float(f"{self.odds:.3g}"),
+                "verdict": self.verdict}  # fmt: skip
 
 
-def judge(margins: Iterable[float]) -> Judgement:
+def judge(margins: Iterable[float], rule: AuditRule = DEFAULT_RULE) -> Judgement:
     """The verdict on an answer from its per-token margins (all choices together)."""
     values = [min(max(float(m), 0.0), MARGIN_CAP) if math.isfinite(float(m)) else MARGIN_CAP for m in margins]
-    misses = sum(1 for m in values if m > MARGIN_TOLERANCE)
-    return Judgement(tokens=len(values), misses=misses, mean_margin=sum(values) / len(values) if values else 0.0)
+    misses = sum(1 for m in values if m > rule.margin_tolerance)
+    return Judgement(tokens=len(values), misses=misses, mean_margin=sum(values) / len(values) if values else 0.0,
+                     odds=honest_odds(len(values), misses, rule.honest_miss_rate), rule=rule)  # fmt: skip

@@ -87,6 +87,8 @@ class AuditRuns(Protocol):
 class Auditor:
     def __init__(self, settings: Settings, scheduler: Scheduler, inference: AuditRuns):
         self.settings, self.scheduler, self.inference = settings, scheduler, inference
+        self.rule = sampler.AuditRule(margin_tolerance=settings.audit_margin_tolerance, honest_miss_rate=settings.audit_honest_miss_rate,
+                                      false_fail_odds=settings.audit_false_fail_odds)  # fmt: skip
         self.running: set[asyncio.Task] = set()
         with session() as db:
             for record in db.exec(select(WorkerRecord).where(WorkerRecord.quarantined == True)).all():  # noqa: E712
@@ -179,7 +181,7 @@ class Auditor:
         async def scored_by(exclude: set[str], established_only: bool) -> tuple[str, sampler.Judgement, str] | None:
             auditor = await asyncio.to_thread(self.draw_auditor, job.model, exclude, established_only, job.cluster, job.nodes_only, "score")
             result = await self.inference.score(job, receipt, body, auditor) if auditor else None
-            return (auditor, sampler.judge(result[0]), result[1]["hash"]) if result else None
+            return (auditor, sampler.judge(result[0], self.rule), result[1]["hash"]) if result else None
 
         first = await scored_by({worker}, established_only=False)
         runs = [first] if first else []
@@ -201,7 +203,7 @@ class Auditor:
 
     async def _conclude(self, receipt: dict[str, Any], method: str, auditors: list[dict[str, Any]], verdict: str, culprit: str | None) -> None:
         """Record the outcome (reliability, bonds, quarantine) and put it in the public log as a receipt."""
-        document = outcome_document(receipt, method, auditors, verdict, culprit)
+        document = outcome_document(receipt, method, auditors, verdict, culprit, self.rule)
         stored = await self.inference.outcome(receipt, document)
         await asyncio.to_thread(self._record, receipt["hash"], receipt["worker"]["id"], auditors, verdict, culprit, document, stored["hash"])
 
@@ -252,13 +254,13 @@ def score_body(job: Job, receipt: dict[str, Any], output: rc.OutputAssembler, to
             "choices": [{"index": c["index"], "tokens": ids, "content": c["content"]} for c, ids in zip(choices, tokens)]}  # fmt: skip
 
 
-def outcome_document(receipt: dict[str, Any], method: str, auditors: list[dict[str, Any]], verdict: str, culprit: str | None) -> dict[str, Any]:
+def outcome_document(receipt: dict[str, Any], method: str, auditors: list[dict[str, Any]], verdict: str, culprit: str | None,
+                     rule: sampler.AuditRule) -> dict[str, Any]:  # fmt: skip
     """What an audit decided, as published (its sha256 of JCS is the outcome receipt's output digest): no content, only
     hashes, keys and scores, plus the rule the scores were judged by."""
-    rule = {"sampler": sampler.SAMPLER, "margin_tolerance": sampler.MARGIN_TOLERANCE, "max_miss_fraction": sampler.MAX_MISS_FRACTION,
-            "min_misses": sampler.MIN_MISSES, "min_scored_tokens": sampler.MIN_SCORED_TOKENS} if method == "score" else {"compare": "output_digest+usage"}  # fmt: skip
+    rule_json = rule.as_json() if method == "score" else {"compare": "output_digest+usage"}
     return {"v": 1, "audited": receipt["hash"], "worker": receipt["worker"]["id"], "model": receipt["model"], "method": method,
-            "auditors": auditors, "verdict": verdict, "culprit": culprit, "rule": rule}  # fmt: skip
+            "auditors": auditors, "verdict": verdict, "culprit": culprit, "rule": rule_json}  # fmt: skip
 
 
 def _claim(receipt: dict[str, Any]) -> tuple:

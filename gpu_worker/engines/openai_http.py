@@ -30,7 +30,7 @@ import httpx
 
 from backend.protocol import sampler
 from backend.protocol.body import OpenAIBody
-from gpu_worker import sampling, structured
+from gpu_worker import sampling
 from gpu_worker.engines import Embeddings, End, EngineError, Piece
 
 # Request fields forwarded upstream; everything else (our own extras) stays here.
@@ -123,7 +123,7 @@ class OpenAIHTTPEngine:
         params = sampling.sampling_params(body)
         base = {**self._payload(body, stream=True), "n": 1, "temperature": 0.0, "top_p": 1.0, "return_token_ids": True}
         base.pop("seed", None)
-        if _constrained(body):
+        if OpenAIBody(body).constrained():
             base.pop("min_tokens", None)  # as the transformers engine: under a JSON constraint the end is the grammar's
         n = OpenAIBody(body).n
         for p, prompt in enumerate(_prompts(task, body)):
@@ -200,7 +200,7 @@ class OpenAIHTTPEngine:
             raise EngineError("invalid_request", "a score job needs the claimed choices")
         prompts = [await self._tokenize(task, request, prompt) for prompt in _prompts(task, request)]
         n = OpenAIBody(request).n
-        params = sampling.sampling_params(request, constrained=_constrained(request))
+        params = sampling.sampling_params(request, constrained=OpenAIBody(request).constrained())
         items, read = [], 0
         for claimed in choices:
             index, tokens = claimed.get("index"), claimed.get("tokens")
@@ -209,12 +209,12 @@ class OpenAIHTTPEngine:
             prompt = prompts[index // n]
             ids_ok = all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**31 for t in tokens)
             if len(prompt) + len(tokens) > self.max_context or not ids_ok:
-                items.append({"index": index, "margins": [sampler.MARGIN_CAP] * max(len(tokens), 1)})  # not this model's tokens
+                items.append({"index": index, "margins": [sampler.MARGIN_CAP] * len(tokens)})  # not this model's tokens
                 continue
             shown = await self._detokenize(tokens)
             content = claimed.get("content")
             if shown is None or (isinstance(content, str) and not _within(content, shown)):  # not the answer that was sent
-                items.append({"index": index, "margins": [sampler.MARGIN_CAP] * max(len(tokens), 1)})
+                items.append({"index": index, "margins": [sampler.MARGIN_CAP] * len(tokens)})
                 continue
             rows = (await self._prompt_logprobs(prompt + tokens))[len(prompt) :] if tokens else []
             temperature, top_p = params["temperature"], params["top_p"]
@@ -289,13 +289,6 @@ def _within(content: str, shown: str) -> bool:
     only lets through text the ids spell out with pieces left out."""
     rest = iter(shown)
     return all(c in rest for c in content)
-
-
-def _constrained(body: dict[str, Any]) -> bool:
-    try:
-        return structured.constraint_schema(body) is not None
-    except structured.RequestError:
-        return False
 
 
 def _topk_margin(row: dict[int, float], token: int, seed: str, choice: int, position: int, temperature: float,

@@ -68,7 +68,7 @@ def test_model_substitution_is_caught_slashed_and_routed_around(devnet, tmp_path
     audited_cheater = 0
     metered = {"authorization": f"Bearer {sign_in(devnet.url, dev_accounts(5)[4])}"}  # paid work, so settlement has earnings to withhold
     for i in range(200):  # sampled requests: re-scored under the seed the worker committed to
-        body = {"model": "tiny-chat", "messages": [{"role": "user", "content": f"audit me {i}"}], "max_tokens": 12, "temperature": 0.8}
+        body = {"model": "tiny-chat", "messages": [{"role": "user", "content": f"audit me {i}"}], "max_tokens": 16, "temperature": 0.8}
         reply = httpx.post(f"{devnet.url}/v1/chat/completions", json=body, headers=metered, timeout=120)
         assert reply.status_code == 200, reply.text
         time.sleep(0.3)
@@ -121,7 +121,7 @@ def assert_outcomes_published(devnet, cheater: str) -> None:
     failed = [a for a in outcomes if a["outcome"]["verdict"] == "fail" and a["outcome"]["culprit"] == cheater]
     assert failed, outcomes
     doc, receipt = failed[0]["outcome"], failed[0]["receipt"]
-    assert doc["method"] == "score" and len(doc["auditors"]) == 2 and all(a["verdict"] == "fail" and a["misses"] >= 3 for a in doc["auditors"])
+    assert doc["method"] == "score" and len(doc["auditors"]) == 2 and all(a["verdict"] == "fail" and a["honest_odds"] < doc["rule"]["false_fail_odds"] for a in doc["auditors"])
     assert rc.sha256hex(rc.jcs(doc)) == receipt["output_digest"] and receipt["request_digest"] == doc["audited"] == receipt["parent"]
     assert receipt["worker"]["id"] == receipt["coordinator"] and httpx.get(f"{devnet.url}/one/receipts/{receipt['hash']}").json() == receipt
     audited = httpx.get(f"{devnet.url}/one/receipts/{doc['audited']}").json()
@@ -142,7 +142,7 @@ def test_a_model_rounded_to_8_bits_is_caught_by_rescoring_sampled_answers(devnet
     assert cheater, workers
     honest = {w["id"] for w in workers if w["kind"] == "node" and set(w["models"]) > {"tiny-chat"}}
     for i in range(300):  # sampled answers, as most real traffic is
-        body = {"model": "tiny-chat", "messages": [{"role": "user", "content": f"round me {i}"}], "max_tokens": 24, "temperature": 1.0, "top_p": 0.95}
+        body = {"model": "tiny-chat", "messages": [{"role": "user", "content": f"round me {i}"}], "max_tokens": 48, "temperature": 1.0, "top_p": 0.95}
         reply = httpx.post(f"{devnet.url}/v1/chat/completions", json=body, timeout=120)
         assert reply.status_code == 200, reply.text
         time.sleep(0.2)

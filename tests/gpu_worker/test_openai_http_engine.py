@@ -282,7 +282,7 @@ async def test_one_sampler_over_vllm_picks_what_the_transformers_engine_picks_an
         score = {"task": task, "request": body, "sampling_seed": seed, "choices": claimed}
         items, read = await vllm.score(score)
         assert read > sum(len(c["tokens"]) for c in claimed)
-        assert all(0 <= m <= sampler.MARGIN_TOLERANCE for item in items for m in item["margins"]), items
+        assert all(0 <= m <= sampler.DEFAULT_RULE.margin_tolerance for item in items for m in item["margins"]), items
         # another answer: each choice claims the other's tokens (the same model, but not this seed's draw)
         swapped = [{"index": c["index"], "tokens": claimed[1 - c["index"]]["tokens"]} for c in claimed]
         low, _ = await vllm.score({**score, "choices": swapped})

@@ -53,12 +53,19 @@ def test_a_client_seed_maps_to_one_sampling_seed():
     assert not sampler.valid_seed("AB" * 32) and not sampler.valid_seed(7)
 
 
-def test_judge_reads_margins():
+def test_judge_fails_only_what_an_honest_worker_would_almost_never_miss():
+    rule = sampler.DEFAULT_RULE  # honest workers on other stacks miss up to 2% of tokens (near-ties)
     assert sampler.judge([0.0] * 40).verdict == "pass"
-    assert sampler.judge([0.0] * 4).verdict == "inconclusive"
-    assert sampler.judge([0.0] * 97 + [0.5] * 3).verdict == "pass"  # 3% of tokens: numerics near ties on another device
-    assert sampler.judge([0.0] * 30 + [0.5] * 3).verdict == "fail"
-    assert sampler.judge([sampler.MARGIN_TOLERANCE] * 50).verdict == "pass"
+    assert sampler.judge([0.0] * 4).verdict == "inconclusive"  # too short to say anything
+    assert sampler.judge([0.0] * 97 + [0.5] * 3).verdict == "pass"  # 3% missed: another GPU's numerics, not a cheat
+    assert sampler.judge([0.0] * 55 + [0.5] * 9).verdict == "pass"  # 9 of 64: odds 5e-6 for an honest worker, not low enough
+    failed = sampler.judge([0.0] * 54 + [0.5] * 10)  # 10 of 64: 6e-7
+    assert failed.verdict == "fail" and failed.odds < rule.false_fail_odds and failed.misses == 10
+    assert sampler.judge([5.0] * 5).verdict == "fail"  # a substituted model misses nearly everything: a few tokens suffice
+    assert sampler.judge([rule.margin_tolerance] * 50).verdict == "pass"  # within the numerics tolerance
+    strict = sampler.AuditRule(honest_miss_rate=0.002)  # one stack everywhere (this machine: honest answers reproduce exactly)
+    assert sampler.judge([0.0] * 44 + [0.5] * 4, strict).verdict == "pass" and sampler.judge([0.0] * 43 + [0.5] * 5, strict).verdict == "fail"
+    assert sampler.honest_odds(64, 10, 0.02) == pytest.approx(5.78e-7, rel=1e-2) and sampler.honest_odds(64, 1, 0.02) == 1.0
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +120,19 @@ def test_rounding_the_weights_shows_in_the_margins(engines):
         seed = sampler.new_seed()
         judged.append(_score(engines["true"], body, seed, *asyncio.run(_answer(engines["rounded"], body, seed))))
     assert sum(j.misses for j in judged) > 0 and any(j.verdict == "fail" for j in judged), judged
+
+
+def test_scoring_a_whole_answer_at_once_gives_the_step_by_step_margins():
+    rng = random.Random(9)
+    seed, vocab = sampler.new_seed(), 300
+    logits = torch.tensor([[rng.gauss(0, 3) for _ in range(vocab)] for _ in range(150)])
+    logits[:, 7] = 8.0  # EOS: likely, so banning it before min_tokens changes the nucleus
+    for temperature, top_p, min_tokens in [(1.0, 1.0, 0), (0.7, 0.9, 5), (0.0, 1.0, 0), (1.2, 0.5, 70)]:
+        tokens = [rng.randrange(vocab) for _ in range(150)]
+        tokens[3] = sampling.pick(logits[3], seed, 2, 3, temperature, top_p, banned=[7] if min_tokens > 3 else ())
+        batched = sampling.margins(logits, tokens, seed, 2, temperature, top_p, eos_ids={7}, min_tokens=min_tokens)
+        stepwise = []
+        for t, token in enumerate(tokens):
+            z = sampling.step_scores(logits[t], seed, 2, t, temperature, top_p, banned=[7] if t < min_tokens else ())
+            stepwise.append(sampler.margin(z.tolist(), token))
+        assert batched == pytest.approx(stepwise, abs=1e-9) and batched[3] == 0.0
