@@ -60,14 +60,17 @@ def test_streamed_chat_ends_with_receipt_chunk(client):
     stream = client.chat.completions.create(
         model="tiny-chat", messages=MESSAGES, max_tokens=16, stream=True, stream_options={"include_usage": True}
     )
-    text, receipt, usage = "", None, None
+    text, receipt, usage, token_ids = "", None, None, None
     for chunk in stream:
         for choice in chunk.choices:
             text += choice.delta.content or ""
         if chunk.model_extra.get("receipt"):
-            receipt, usage = chunk.model_extra["receipt"], chunk.usage
+            receipt, usage, token_ids = chunk.model_extra["receipt"], chunk.usage, chunk.model_extra.get("token_ids")
     assert receipt is not None and usage is not None
     assert usage.completion_tokens == receipt["usage"]["output_tokens"]
+    # what an audit re-scores, committed in the receipt: the seed the worker drew with and the answer's token ids
+    assert receipt["tokens_digest"] == rc.tokens_digest(token_ids) and len(token_ids[0]) == usage.completion_tokens
+    assert len(receipt["sampling_seed"]) == 64
     assert receipt["output_digest"] == rc.chat_output_digest([{"index": 0, "content": text or None, "tool_calls": None}])
 
 
