@@ -20,22 +20,11 @@ from backend.protocol import sampler
 from backend.protocol.body import OpenAIBody
 
 
-def answer_choices(reply: dict[str, Any]) -> list[dict[str, Any]]:
-    """The reply's choices as the output digest reads them (chat message content and tool calls, or completion text)."""
-    out = []
-    for choice in reply.get("choices") or []:
-        message = choice.get("message")
-        if isinstance(message, dict):
-            out.append({"index": choice.get("index", 0), "content": message.get("content"), "tool_calls": message.get("tool_calls")})
-        else:
-            out.append({"index": choice.get("index", 0), "content": choice.get("text"), "tool_calls": None})
-    return sorted(out, key=lambda c: c["index"])
-
-
 def rescore(model_dir: str | Path, body: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
     """Checks (seed and tokens committed, output digest) and, when they hold, the re-scoring verdict."""
     receipt = reply.get("receipt") or {}
-    tokens, seed, choices = reply.get("token_ids"), receipt.get("sampling_seed"), answer_choices(reply)
+    tokens, seed = reply.get("token_ids"), receipt.get("sampling_seed")
+    choices = sorted((rc.answer_of(c) for c in reply.get("choices") or []), key=lambda c: c["index"])
     checks: dict[str, bool] = {
         "seed_committed": sampler.valid_seed(seed),
         "tokens_committed": isinstance(tokens, list) and rc.tokens_digest(tokens) == receipt.get("tokens_digest"),
@@ -47,8 +36,8 @@ def rescore(model_dir: str | Path, body: dict[str, Any], reply: dict[str, Any]) 
     from gpu_worker.engines.transformers_engine import TransformersTextEngine
 
     engine = TransformersTextEngine(receipt.get("model", "claimed"), model_dir)
-    claimed = [{"index": c["index"], "tokens": ids, "content": c["content"]} for c, ids in zip(choices, tokens)]
-    items, _ = asyncio.run(engine.score({"task": receipt.get("kind"), "request": body, "sampling_seed": seed, "choices": claimed}))
+    claimed = [sampler.ClaimedChoice(c["index"], ids, c["content"]) for c, ids in zip(choices, tokens)]
+    items, _ = asyncio.run(engine.score(sampler.ScoreJob(receipt.get("kind"), body, seed, claimed).body()))
     judgement = sampler.judge(m for item in items for m in item["margins"])
     checks["rescored"] = judgement.verdict != "fail"
     return {"ok": all(checks.values()), "checks": checks, "judgement": judgement.as_json()}

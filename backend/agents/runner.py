@@ -45,9 +45,7 @@ from backend.db import session
 from backend.db.models import AgentRecord, AgentRun
 from backend.money.lanes import priority_of, quote
 from backend.protocol import receipt as rc
-from backend.protocol.body import charge_unit
 from backend.protocol.safe_fetch import AddressRefused, FetchError, fetch, public_target
-from backend.protocol.signing import public_hex, sign_hex
 from backend.serving.inference import Caller, Finished, InferenceError
 
 if TYPE_CHECKING:  # the runtime builds the runner: a runtime import here would be a cycle
@@ -143,13 +141,9 @@ class RunContext:
         job = job or secrets.token_hex(16)
         request_digest = rc.request_digest({"tool": name, "arguments": arguments}, secrets.token_hex(16))
         output_digest = rc.sha256hex(rc.jcs({"tool": name, "output": result}))
-        usage = {"input_tokens": 0, "output_tokens": 0, "images": 0}
-        statement = rc.attestation(job, name, request_digest, output_digest, usage)
-        stored = await rt.receipts.append(
+        stored = await rt.receipts.append_own(
             job=job, kind="tool", lane=self.record.lane, account=rt.receipts.account_ref(self.record.account), model=name,
-            request_digest=request_digest, output_digest=output_digest, usage=usage,
-            charge_unit=charge_unit(self.record.lane), charge_amount=0,
-            worker_id=public_hex(rt.key), worker_sig=sign_hex(rt.key, rc.jcs(statement)), parent=self.parent,
+            request_digest=request_digest, output_digest=output_digest, parent=self.parent,
         )  # fmt: skip
         self.trail.append(stored["hash"])
         if called:

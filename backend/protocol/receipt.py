@@ -56,6 +56,14 @@ def chat_output_digest(choices: Iterable[Mapping[str, Any]]) -> str:
     )
 
 
+def answer_of(choice: Mapping[str, Any]) -> dict[str, Any]:
+    """One choice of an API reply (a chat `message`, or a completion's `text`) as the output digest reads it."""
+    message = choice.get("message")
+    if isinstance(message, dict):
+        return {"index": choice.get("index", 0), "content": message.get("content"), "tool_calls": message.get("tool_calls")}
+    return {"index": choice.get("index", 0), "content": choice.get("text"), "tool_calls": None}
+
+
 def logprobs_digest(choices: Iterable[Mapping[str, Any]]) -> str | None:
     """Digest of the chosen tokens' log-probabilities a worker reported for chat output (`logprobs.content`:
     each token's bytes and logprob, per choice, in index order); None when none were reported. The worker

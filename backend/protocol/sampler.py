@@ -131,6 +131,49 @@ def step_scores(logits: list[float], seed: str, choice: int, position: int, temp
     return [x / temperature + gumbel(key, v) if v in allowed else -math.inf for v, x in enumerate(masked)]
 
 
+@dataclass(frozen=True)
+class ClaimedChoice:
+    """One choice of an answer as a `score` job carries it: its index, its token ids and the content that was sent."""
+
+    index: int
+    tokens: list
+    content: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """The body of a `score` job (an audit's re-scoring; also what `one verify-audit` runs): the text job's task and
+    request, the seed its worker committed to, and the claimed choices."""
+
+    task: str
+    request: dict
+    sampling_seed: str
+    choices: list[ClaimedChoice]
+
+    def body(self) -> dict:
+        return {"task": self.task, "request": self.request, "sampling_seed": self.sampling_seed,
+                "choices": [{"index": c.index, "tokens": c.tokens, "content": c.content} for c in self.choices]}  # fmt: skip
+
+    @classmethod
+    def parse(cls, body: dict, tasks: Iterable[str]) -> ScoreJob:
+        """A score job's body as a worker receives it; ValueError says what is missing. Token ids are not checked
+        here: ids that are no model's tokens score as misses (the engine's call), not as a malformed job."""
+        tasks = tuple(tasks)
+        task, request, seed, choices = body.get("task"), body.get("request"), body.get("sampling_seed"), body.get("choices")
+        if task not in tasks or not isinstance(request, dict) or not valid_seed(seed):
+            raise ValueError(f"a score job needs a task ({', '.join(tasks)}), the request and a sampling_seed")
+        if not isinstance(choices, list) or not choices:
+            raise ValueError("a score job needs the claimed choices")
+        claimed = []
+        for choice in choices:
+            index, tokens = (choice.get("index"), choice.get("tokens")) if isinstance(choice, dict) else (None, None)
+            if not isinstance(index, int) or isinstance(index, bool) or index < 0 or not isinstance(tokens, list):
+                raise ValueError("each claimed choice needs its index and tokens")
+            content = choice.get("content")
+            claimed.append(ClaimedChoice(index, tokens, content if isinstance(content, str) else None))
+        return cls(task, request, seed, claimed)
+
+
 def margin(scores: list[float], token: int) -> float:
     """How far the claimed token is from the one the model would have picked (0: the same), capped."""
     if not math.isfinite(scores[token]):
@@ -165,9 +208,11 @@ DEFAULT_RULE = AuditRule()
 def honest_odds(tokens: int, misses: int, rate: float) -> float:
     """P(X >= misses) for X ~ Binomial(tokens, rate): how likely an honest worker misses this many (1.0 when no more
     than expected: such an answer is never suspicious)."""
-    if misses <= tokens * rate or rate <= 0:
-        return 1.0 if rate > 0 or misses == 0 else 0.0
-    if rate >= 1:
+    if misses <= 0 or rate >= 1:
+        return 1.0
+    if rate <= 0:  # an honest worker then misses nothing
+        return 0.0
+    if misses <= tokens * rate:
         return 1.0
     log_p, log_q, total = math.log(rate), math.log1p(-rate), 0.0
     for i in range(misses, tokens + 1):  # terms only shrink past the mean: stop once they no longer count

@@ -207,10 +207,11 @@ class WorkerSession:
             if finished is None:
                 raise RuntimeError(f"the engine for {job.model} ended without its usage")
             digest = output.digest()
-            committed = rc.logprobs_digest(output.ordered_choices()) if job.task in rc.TEXT_TASKS else None
-            tokens = finished.tokens if job.task in rc.TEXT_TASKS else None
+            text = job.task in rc.TEXT_TASKS  # a text answer also commits to its logprobs, seed and token ids
+            committed = rc.logprobs_digest(output.ordered_choices()) if text else None
+            tokens = finished.tokens if text else None
             statement = rc.attestation(job.job_id, job.model, job.request_digest, digest, finished.usage, committed,
-                                       sampling_seed=job.sampling_seed if job.task in rc.TEXT_TASKS else None,
+                                       sampling_seed=job.sampling_seed if text else None,
                                        tokens_digest=rc.tokens_digest(tokens) if tokens is not None else None)  # fmt: skip
             signature = await self.identity.sign(rc.jcs(statement))
             await send(frames.done(job.job_id, finished.usage, digest, signature, committed, tokens=tokens))

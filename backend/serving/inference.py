@@ -27,7 +27,7 @@ from backend.money.sla import SlaMeter
 from backend.protocol import receipt as rc
 from backend.protocol import sampler
 from backend.protocol.body import charge_unit
-from backend.protocol.signing import public_hex, sign_hex, verify_hex
+from backend.protocol.signing import verify_hex
 from backend.scheduler import ANY_WORKER, CLIENT_FAULT_CODES, PRIORITY_INCLUDED, Job, Scheduler, Steering
 from backend.serving.routing import FALLBACK_STATUSES, RouteProblem, preferences_of
 from backend.serving.usage import bill
@@ -272,14 +272,9 @@ class InferenceService:
     async def outcome(self, receipt: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
         """An audit's outcome in the public log: an `audit` receipt the coordinator signs in the worker slot (as for
         tool calls), whose request digest is the audited receipt's hash and whose output digest is sha256(JCS(document))."""
-        job_id, usage = uuid.uuid4().hex, {"input_tokens": 0, "output_tokens": 0, "images": 0}
-        output_digest = rc.sha256hex(rc.jcs(document))
-        statement = rc.attestation(job_id, receipt["model"], receipt["hash"], output_digest, usage)
-        return await self.receipts.append(
-            job=job_id, kind="audit", lane="included", account=self.receipts.account_ref("audit"), model=receipt["model"],
-            request_digest=receipt["hash"], output_digest=output_digest, usage=usage, charge_unit=charge_unit("included"),
-            charge_amount=0, worker_id=public_hex(self.receipts.key), worker_sig=sign_hex(self.receipts.key, rc.jcs(statement)),
-            parent=receipt["hash"],
+        return await self.receipts.append_own(
+            job=uuid.uuid4().hex, kind="audit", lane="included", account=self.receipts.account_ref("audit"), model=receipt["model"],
+            request_digest=receipt["hash"], output_digest=rc.sha256hex(rc.jcs(document)), parent=receipt["hash"],
         )  # fmt: skip
 
     async def _hold(self, caller: Caller, model: CatalogModel, body: dict[str, Any], task: str, job_id: str) -> Hold | None:
@@ -340,7 +335,8 @@ class InferenceService:
         tokens = done.get("tokens")
         if tokens is not None and not rc.valid_tokens(tokens, len(output.ordered_choices()), usage["output_tokens"]):
             raise InferenceError(502, "Worker's token ids do not match its answer's choices and usage.", "worker_output_mismatch", type_="server_error")
-        tokens_digest = rc.tokens_digest(tokens) if tokens is not None and job.task in rc.TEXT_TASKS else None
+        tokens = tokens if job.task in rc.TEXT_TASKS else None  # only a text answer's ids are committed to
+        tokens_digest = rc.tokens_digest(tokens) if tokens is not None else None
         attestation = rc.attestation(job.job_id, model.id, job.request_digest, output_digest, usage, committed,
                                      sampling_seed=job.sampling_seed, tokens_digest=tokens_digest)  # fmt: skip
         if worker is None or not verify_hex(worker.worker_id, rc.jcs(attestation), done["attestation_sig"]):
@@ -373,7 +369,6 @@ class InferenceService:
             tokens_digest=tokens_digest,
             settle=(hold.account, hold.epoch) if hold is not None else None,
         )
-        tokens = tokens if tokens_digest else None
         if self.auditor is not None and audit_of is None:
             self.auditor.consider(job, stored, output, tokens)
         return Finished(receipt=stored, request_salt=salt, usage=usage, output=output, tokens=tokens)
@@ -385,7 +380,7 @@ def _claimed_margins(items: list[dict[str, Any]], choices: list[dict[str, Any]])
     margins: list[float] = []
     for choice in choices:
         values = by_index.get(choice["index"])
-        if not isinstance(values, list) or len(values) != max(len(choice["tokens"]), 0) or not all(
+        if not isinstance(values, list) or len(values) != len(choice["tokens"]) or not all(
             isinstance(m, (int, float)) and not isinstance(m, bool) for m in values
         ):
             raise ValueError(f"no margin for every token of choice {choice['index']}")

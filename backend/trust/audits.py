@@ -28,7 +28,7 @@ from sqlmodel import col, select
 
 from backend.config import Settings
 from backend.db import session
-from backend.db.models import AuditRecord, WorkerRecord
+from backend.db.models import AuditRecord, ReceiptRecord, WorkerRecord
 from backend.money.ledger import BPS
 from backend.protocol import receipt as rc
 from backend.protocol import sampler
@@ -249,9 +249,8 @@ class Auditor:
 def score_body(job: Job, receipt: dict[str, Any], output: rc.OutputAssembler, tokens: list[list[int]]) -> dict[str, Any]:
     """A `score` job's body: the request, the seed the worker committed to and its claimed tokens per choice (with the
     content it sent, so the auditor checks the ids are that answer)."""
-    choices = output.ordered_choices()
-    return {"task": job.task, "request": job.body, "sampling_seed": receipt["sampling_seed"],
-            "choices": [{"index": c["index"], "tokens": ids, "content": c["content"]} for c, ids in zip(choices, tokens)]}  # fmt: skip
+    claimed = [sampler.ClaimedChoice(c["index"], ids, c["content"]) for c, ids in zip(output.ordered_choices(), tokens)]
+    return sampler.ScoreJob(job.task, job.body, receipt["sampling_seed"], claimed).body()
 
 
 def outcome_document(receipt: dict[str, Any], method: str, auditors: list[dict[str, Any]], verdict: str, culprit: str | None,
@@ -279,13 +278,14 @@ def quarantined_workers() -> frozenset[str]:
         return frozenset(db.exec(select(WorkerRecord.id).where(WorkerRecord.quarantined == True)).all())  # noqa: E712
 
 
-def published_outcomes(worker: str | None, receipt: str | None, limit: int) -> list[tuple[dict[str, Any], str]]:
-    """Outcome documents and their receipt hashes, newest first, optionally of one audited worker or receipt."""
-    query = select(AuditRecord.outcome, AuditRecord.outcome_receipt).where(AuditRecord.outcome_receipt != None)  # noqa: E711
+def published_outcomes(worker: str | None, receipt: str | None, limit: int) -> list[dict[str, Any]]:
+    """Outcome documents with their outcome receipts, newest first, optionally of one audited worker or receipt (one
+    query: the receipt rows joined, not looked up one by one)."""
+    query = select(AuditRecord.outcome, ReceiptRecord.stored).join(ReceiptRecord, ReceiptRecord.hash == AuditRecord.outcome_receipt)
     if worker:
         query = query.where(AuditRecord.worker == worker)
     if receipt:
         query = query.where(AuditRecord.receipt == receipt)
     with session() as db:
         rows = db.exec(query.order_by(col(AuditRecord.id).desc()).limit(limit)).all()
-    return [(json.loads(doc), h) for doc, h in rows]
+    return [{"outcome": json.loads(doc), "receipt": json.loads(stored)} for doc, stored in rows]

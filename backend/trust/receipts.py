@@ -21,6 +21,7 @@ from backend.db import session
 from backend.db.models import ReceiptRecord
 from backend.money import ledger
 from backend.protocol import receipt as rc
+from backend.protocol.body import charge_unit
 from backend.protocol.signing import public_hex, sign_hex
 
 _APPEND_LOCK_ID = 0x4F4E45  # "ONE": one advisory lock guards the log head across replicas
@@ -55,6 +56,18 @@ class ReceiptLog:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_waiting())
         return await asyncio.shield(done)
+
+    async def append_own(self, *, job: str, kind: str, lane: str, account: str, model: str, request_digest: str, output_digest: str,
+                         parent: str | None) -> dict[str, Any]:  # fmt: skip
+        """Work the coordinator did itself (a tool call for an agent, an audit's outcome): its own key attests it in
+        the worker slot, with no usage and no charge."""
+        usage = {"input_tokens": 0, "output_tokens": 0, "images": 0}
+        statement = rc.attestation(job, model, request_digest, output_digest, usage)
+        return await self.append(
+            job=job, kind=kind, lane=lane, account=account, model=model, request_digest=request_digest, output_digest=output_digest,
+            usage=usage, charge_unit=charge_unit(lane), charge_amount=0, worker_id=self.coordinator, worker_sig=sign_hex(self.key, rc.jcs(statement)),
+            parent=parent,
+        )  # fmt: skip
 
     async def _write_waiting(self) -> None:
         while self._waiting:

@@ -196,9 +196,7 @@ def audit_logprobs(model_dir: str | Path, body: dict[str, Any], choice: dict[str
     checks: dict[str, Any] = {"has_logprobs": bool(entries)}
     if receipt is not None:
         checks["committed"] = rc.logprobs_digest([choice]) == receipt.get("logprobs_digest")
-        message = choice.get("message") or {}
-        answer = {"index": choice.get("index", 0), "content": message.get("content"), "tool_calls": message.get("tool_calls")}
-        checks["output"] = rc.chat_output_digest([answer]) == receipt.get("output_digest")
+        checks["output"] = rc.chat_output_digest([rc.answer_of(choice)]) == receipt.get("output_digest")
     if not entries:
         return {"ok": False, "checks": checks, "max_gap": None}
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Protocol
 
 from backend.protocol.jobs import JobRefused
+from backend.protocol.sampler import ScoreJob
 
 
 @dataclass
@@ -84,3 +85,11 @@ Engine = TextEngine | EmbeddingEngine | ImageEngine
 
 class EngineError(JobRefused):
     """A request the engine cannot serve; `code` goes into the error frame (e.g. context_length_exceeded)."""
+
+
+def score_job(body: dict[str, Any], tasks: tuple[str, ...]) -> ScoreJob:
+    """A `score` job's body, parsed the one way every scoring engine reads it; invalid_request when malformed."""
+    try:
+        return ScoreJob.parse(body, tasks)
+    except ValueError as exc:
+        raise EngineError("invalid_request", str(exc)) from None

@@ -31,7 +31,7 @@ import httpx
 from backend.protocol import sampler
 from backend.protocol.body import OpenAIBody
 from gpu_worker import sampling
-from gpu_worker.engines import Embeddings, End, EngineError, Piece
+from gpu_worker.engines import Embeddings, End, EngineError, Piece, score_job
 
 # Request fields forwarded upstream; everything else (our own extras) stays here.
 FORWARDED = (
@@ -193,18 +193,15 @@ class OpenAIHTTPEngine:
         honest answer therefore never scores worse than it would with every logit; a dishonest one may score better."""
         if not self.one_sampler:
             raise EngineError("task_not_supported", "only a vllm serve running the ONE sampler scores answers")
-        task, request, seed, choices = body.get("task"), body.get("request"), body.get("sampling_seed"), body.get("choices")
-        if task not in ("chat", "completion") or not isinstance(request, dict) or not sampler.valid_seed(seed):
-            raise EngineError("invalid_request", "a score job needs a task (chat or completion), request and sampling_seed")
-        if not isinstance(choices, list) or not choices:
-            raise EngineError("invalid_request", "a score job needs the claimed choices")
+        job = score_job(body, ("chat", "completion"))
+        task, request, seed = job.task, job.request, job.sampling_seed
         prompts = [await self._tokenize(task, request, prompt) for prompt in _prompts(task, request)]
         n = OpenAIBody(request).n
         params = sampling.sampling_params(request, constrained=OpenAIBody(request).constrained())
         items, read = [], 0
-        for claimed in choices:
-            index, tokens = claimed.get("index"), claimed.get("tokens")
-            if not isinstance(index, int) or not isinstance(tokens, list) or not 0 <= index < len(prompts) * n:
+        for claimed in job.choices:
+            index, tokens = claimed.index, claimed.tokens
+            if index >= len(prompts) * n:
                 raise EngineError("invalid_request", "each claimed choice needs its index and tokens")
             prompt = prompts[index // n]
             ids_ok = all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**31 for t in tokens)
@@ -212,8 +209,7 @@ class OpenAIHTTPEngine:
                 items.append({"index": index, "margins": [sampler.MARGIN_CAP] * len(tokens)})  # not this model's tokens
                 continue
             shown = await self._detokenize(tokens)
-            content = claimed.get("content")
-            if shown is None or (isinstance(content, str) and not _within(content, shown)):  # not the answer that was sent
+            if shown is None or (claimed.content is not None and not _within(claimed.content, shown)):  # not the answer that was sent
                 items.append({"index": index, "margins": [sampler.MARGIN_CAP] * len(tokens)})
                 continue
             rows = (await self._prompt_logprobs(prompt + tokens))[len(prompt) :] if tokens else []

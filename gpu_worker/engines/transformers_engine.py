@@ -20,7 +20,7 @@ from typing import Any, AsyncIterator
 from backend.protocol import sampler
 from backend.protocol.body import OpenAIBody
 from gpu_worker import sampling, structured
-from gpu_worker.engines import End, EngineError, Piece
+from gpu_worker.engines import End, EngineError, Piece, score_job
 from gpu_worker.images import load_image
 
 DEFAULT_MAX_TOKENS = 128
@@ -225,28 +225,22 @@ class TransformersTextEngine:
         """Per-token margins (backend.protocol.sampler) of each claimed choice of a text job under this model:
         `body` = {"task", "request", "sampling_seed", "choices": [{"index", "tokens", "content"}]}. Returns the
         items and the tokens read."""
-        task, request, seed = body.get("task"), body.get("request"), body.get("sampling_seed")
-        choices = body.get("choices")
-        if task not in ("chat", "completion", "vision") or not isinstance(request, dict) or not sampler.valid_seed(seed):
-            raise EngineError("invalid_request", "a score job needs task, request and a sampling_seed")
-        if not isinstance(choices, list) or not choices:
-            raise EngineError("invalid_request", "a score job needs the claimed choices")
-        prompts = await self._prompts(task, request)
-        n = OpenAIBody(request).n
-        params = sampling.sampling_params(request)
+        job = score_job(body, ("chat", "completion", "vision"))
+        prompts = await self._prompts(job.task, job.request)
+        n = OpenAIBody(job.request).n
+        params = sampling.sampling_params(job.request)
         items, read = [], 0
-        for claimed in choices:
-            index, tokens = claimed.get("index"), claimed.get("tokens")
-            if not isinstance(index, int) or not isinstance(tokens, list) or not 0 <= index < len(prompts) * n:
+        for claimed in job.choices:
+            index, tokens = claimed.index, claimed.tokens
+            if index >= len(prompts) * n:
                 raise EngineError("invalid_request", "each claimed choice needs its index and tokens")
             prompt, extra = prompts[index // n]
             if len(prompt) + len(tokens) > self.max_context or not all(isinstance(t, int) and 0 <= t < self.vocab_size for t in tokens):
                 items.append({"index": index, "margins": [sampler.MARGIN_CAP] * len(tokens)})  # not this model's tokens
                 continue
-            margins = await asyncio.to_thread(self._margins, prompt, extra, tokens, seed, index, params)
+            margins = await asyncio.to_thread(self._margins, prompt, extra, tokens, job.sampling_seed, index, params)
             shown = self.tokenizer.decode([t for t in tokens if t not in self.eos_ids], skip_special_tokens=True)
-            content = claimed.get("content")
-            if isinstance(content, str) and not shown.startswith(content):  # the ids are not the answer that was sent
+            if claimed.content is not None and not shown.startswith(claimed.content):  # the ids are not the answer that was sent
                 margins = [sampler.MARGIN_CAP] * len(margins)
             items.append({"index": index, "margins": [round(m, 6) for m in margins]})
             read += len(prompt) + len(tokens)
@@ -262,7 +256,7 @@ class TransformersTextEngine:
                 input_ids=torch.tensor([prompt + tokens[:-1]], device=self.device), **{k: v.to(self.device) for k, v in extra.items()}
             ).logits[0, len(prompt) - 1 :]
         return sampling.margins(logits.float().cpu(), tokens, seed, index, params["temperature"], params["top_p"],
-                                eos_ids=self.eos_ids, min_tokens=min(params["min_tokens"], len(tokens)))  # fmt: skip
+                                eos_ids=self.eos_ids, min_tokens=params["min_tokens"])  # fmt: skip
 
     def _logprob_entry(self, token: int, logprobs, top: int) -> dict[str, Any]:
         def entry(tok: int, lp: float) -> dict[str, Any]:

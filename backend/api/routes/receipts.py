@@ -54,13 +54,8 @@ async def list_receipts(rt: RuntimeDep, from_seq: int = Query(0, ge=0, le=SAFE_I
 
 
 @router.get("/audits", response_model=AuditPage)
-async def list_audits(rt: RuntimeDep, worker: str | None = Query(None, pattern="^[0-9a-f]{64}$"), receipt: str | None = Query(None, pattern="^[0-9a-f]{64}$"),
+async def list_audits(worker: str | None = Query(None, pattern="^[0-9a-f]{64}$"), receipt: str | None = Query(None, pattern="^[0-9a-f]{64}$"),
                       limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:  # fmt: skip
     """Audit outcomes, newest first (of one audited worker, or of one audited receipt): with the receipts log, what anyone
     needs to recompute reliability and slashing."""
-
-    def read() -> list[dict[str, Any]]:
-        pairs = [(doc, rt.receipts.get(h)) for doc, h in published_outcomes(worker, receipt, limit)]
-        return [{"outcome": doc, "receipt": stored} for doc, stored in pairs if stored]
-
-    return {"audits": await asyncio.to_thread(read)}
+    return {"audits": await asyncio.to_thread(published_outcomes, worker, receipt, limit)}
