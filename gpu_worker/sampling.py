@@ -102,7 +102,8 @@ _ROWS = 64  # positions scored together (64 x a 152k vocabulary of float64: 78 M
 
 
 def sampling_params(body: dict[str, Any], constrained: bool = False) -> dict[str, Any]:
-    """Temperature, top_p and min_tokens of an OpenAI body, as the sampler reads them (OpenAI defaults)."""
+    """Temperature, top_p and min_tokens of an OpenAI body, as the sampler reads them (OpenAI defaults). min_tokens
+    (vLLM's extra: hold off EOS) is 0 under a JSON constraint, whose only move at the end is EOS."""
     temperature = 1.0 if body.get("temperature") is None else float(body["temperature"])
     top_p = 1.0 if body.get("top_p") is None else float(body["top_p"])
     return {"temperature": temperature, "top_p": top_p, "min_tokens": 0 if constrained else int(body.get("min_tokens") or 0)}

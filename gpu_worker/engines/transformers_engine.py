@@ -124,9 +124,8 @@ class TransformersTextEngine:
 
         budget = self.max_context - len(prompt)
         max_new = min(OpenAIBody(body).max_tokens(DEFAULT_MAX_TOKENS), budget)
-        # vLLM extra: hold off EOS. Not under a JSON constraint, whose only move at the end is EOS.
-        min_new = 0 if constraint else min(int(body.get("min_tokens") or 0), max_new)
-        params = sampling.sampling_params(body)
+        params = sampling.sampling_params(body, constrained=constraint is not None)
+        min_new = min(params["min_tokens"], max_new)
         tokens: queue.Queue = queue.Queue()
         last_logprobs: list[Any] = [None]
 
@@ -228,7 +227,7 @@ class TransformersTextEngine:
         job = score_job(body, ("chat", "completion", "vision"))
         prompts = await self._prompts(job.task, job.request)
         n = OpenAIBody(job.request).n
-        params = sampling.sampling_params(job.request)
+        params = sampling.sampling_params(job.request, constrained=OpenAIBody(job.request).constrained())  # as generate() read it
         items, read = [], 0
         for claimed in job.choices:
             index, tokens = claimed.index, claimed.tokens
