@@ -86,7 +86,9 @@ def verify_page() -> rx.Component:
                 "Check them here, or offline with `one verify` — the same checks.", color_scheme="gray"),  # fmt: skip
         rx.form(
             rx.vstack(
+                # read-only until the page is live: text pasted earlier would be wiped when the state arrives
                 rx.text_area(value=VerifyState.receipts_text, on_change=VerifyState.set_receipts_text, name="receipts", id="receipts-input",
+                             read_only=~VerifyState.is_hydrated,
                              placeholder="Paste a receipt, a list, JSON lines, or a /v1 reply that carries one", rows="10", width="100%"),  # fmt: skip
                 rx.text_area(name="output", id="output-input", placeholder="Optional: the answer text (or embedding vectors as JSON) to check against output_digest", rows="3", width="100%"),
                 rx.input(name="coordinator", id="coordinator-input", placeholder="Optional: pin the coordinator public key (hex)", width="100%"),
@@ -116,7 +118,7 @@ def verify_page() -> rx.Component:
                 rx.text("Needs the model's weights, so it runs on your machine: whether the answer really came from the claimed model. "
                         "The receipt commits to the sampling seed and the answer's token ids (the reply's token_ids); the model "
                         "re-scores those tokens in one pass and must pick (almost) every one itself:"),  # fmt: skip
-                rx.code_block("one verify-audit reply.json --request request.json --model-dir path/to/the/model", language="bash"),
+                rx.code("one verify-audit reply.json --request request.json --model-dir path/to/the/model"),
                 rx.text("The network runs the same check on randomly drawn answers; every outcome is public at /one/audits."),
                 align="start",
             ),

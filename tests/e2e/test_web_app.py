@@ -255,6 +255,8 @@ def test_verify_page_flags_tampering_and_checks_the_output(browser, devnet):
     page.goto(devnet.url + "/verify")
     field = page.locator("#receipts-input")
     expect(field).to_be_editable(timeout=30_000)
+    # the page says which check needs the model's weights, and how to run it
+    expect(page.locator("#verify-needs-model")).to_contain_text("one verify-audit reply.json --request request.json --model-dir")
     field.fill(json.dumps(receipt))
     page.locator("#output-input").fill(answer)
     page.locator("#verify-button").click()
@@ -267,8 +269,12 @@ def test_verify_page_flags_tampering_and_checks_the_output(browser, devnet):
     page.locator("#output-input").fill("")
     page.locator("#verify-button").click()
     expect(page.locator("#verify-table")).to_contain_text("hash check failed", timeout=20_000)
-    # Upload a file of JSON lines: the first receipts of the log, linked from genesis.
-    lines = "\n".join(json.dumps(r) for r in httpx.get(f"{devnet.url}/one/receipts?limit=3").json()["receipts"])
+    # Upload a file of JSON lines: the first receipts of the log, linked from genesis (three of them, even when this
+    # test runs on a devnet of its own).
+    while len(first := httpx.get(f"{devnet.url}/one/receipts?limit=3").json()["receipts"]) < 3:
+        assert httpx.post(f"{devnet.url}/v1/chat/completions", json={"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+                          timeout=60).status_code == 200  # fmt: skip
+    lines = "\n".join(json.dumps(r) for r in first)
     page.locator("#receipts-upload input[type=file]").set_input_files(files=[{"name": "log.jsonl", "mimeType": "application/json", "buffer": lines.encode()}])
     expect(page.locator("#verify-summary")).to_contain_text("3 receipts: all checks pass", timeout=20_000)
     expect(page.locator("#verify-table tbody tr")).to_have_count(3)
