@@ -2,7 +2,8 @@
 // placeholders as they appear. Reflex renders the page shell; what holds a person's data runs only here.
 import { Chat } from "./chat.js";
 import { Images } from "./images.js";
-import { Balance, Packages } from "./account.js";
+import { Balance } from "./account.js";
+import { Packages } from "./packages.js";
 import { WorkerPage } from "./worker-page.js";
 import { Agents } from "./agents.js";
 import { html, render, SignInPanel, ViewBoundary } from "./ui.js";

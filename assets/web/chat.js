@@ -375,8 +375,7 @@ function Message({ message: m, content }) {
         : html`<div class="one-body">${m.image && html`<img src=${m.image} class="one-thumb" alt="attached image" />`}${content}</div>`}
       <div class="one-meta">
         ${m.expires_at && html`<${Countdown} until=${m.expires_at} />`}
-        ${m.receipt && html`<${ReceiptBadge} hash=${m.receipt}>${`✓ receipt ${m.receipt.slice(0, 10)}`}<//>`}
-        ${m.charge && html`<span class="one-muted">${`${micro(m.charge.amount)} ${unitName(m.charge.unit)}`}</span>`}
+        ${m.receipt && html`<${ReceiptBadge} receipt=${{ hash: m.receipt, charge: m.charge }} answer=${m.content} />`}
         ${m.stopped && html`<span class="one-muted">stopped — not charged</span>`}
         ${m.error && html`<span class="one-error">${m.error}</span>`}
       </div>

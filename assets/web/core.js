@@ -134,6 +134,22 @@ export function unitName(unit) {
   return unit === "usdc" ? "USDC" : "credits";
 }
 
+/** The one way every page writes an amount: integer micro-units and their unit -> "0.002 credits", "5 USDC". */
+export function money(amount, unit) {
+  return `${micro(amount)} ${unitName(unit)}`;
+}
+
+/** The lane a charge unit belongs to, as pages name it: credits are the Included lane, USDC the Dedicated one. */
+export function laneName(unit) {
+  return unit === "usdc" ? "Dedicated" : "Included";
+}
+
+/** The unit this browser's requests are charged in now: USDC while a Dedicated key is in use, else credits. */
+export function currentUnit() {
+  const d = dedicated();
+  return d && d.in_use ? "usdc" : "credit";
+}
+
 export function duration(seconds) {
   seconds = Math.max(0, Math.floor(seconds));
   const h = Math.floor(seconds / 3600);
@@ -147,10 +163,11 @@ export function firstOnline(models) {
   return models.find((m) => m.available) || models[0];
 }
 
-export function rateText(model) {
-  if (model.billing === "per_image_plus_output_tokens") return `${micro(model.image_rate)} / image read + ${micro(model.rate)} / 1k output tokens`;
+/** A model's price in `unit` (rates are micro-units of the caller's lane): "0.002 credits / 1k output tokens". */
+export function rateText(model, unit = currentUnit()) {
+  if (model.billing === "per_image_plus_output_tokens") return `${money(model.image_rate, unit)} / image read + ${money(model.rate, unit)} / 1k output tokens`;
   const per = { per_1k_output_tokens: "1k output tokens", per_1k_input_tokens: "1k input tokens", per_image: "image" }[model.billing] || model.billing;
-  return `${micro(model.rate)} / ${per}`;
+  return `${money(model.rate, unit)} / ${per}`;
 }
 
 // ---- wallets (EIP-1193) ----

@@ -1,6 +1,6 @@
 // Images: one prompt, a grid of 4–16 candidates generated in parallel (one request per tile, so the
 // scheduler spreads them over every worker serving the model); open or download any of them.
-import { api, errorText, firstOnline, micro, unitName } from "./core.js";
+import { api, errorText, firstOnline, micro } from "./core.js";
 import { html, ReceiptBadge, useEffect, useLoad, useRef, useState } from "./ui.js";
 
 const COUNTS = [4, 6, 8, 12, 16];
@@ -106,7 +106,7 @@ function Tile({ index, tile }) {
         <a href=${url} target="_blank" rel="noopener" class="one-link" data-testid="open-image">Open</a>
         <a href=${url} download=${`one-image-${index + 1}.png`} class="one-link" data-testid="download-image">Download</a>
         <span class="one-spacer" />
-        ${receipt && html`<${ReceiptBadge} hash=${receipt.hash}>${`✓ ${micro(receipt.charge.amount)} ${unitName(receipt.charge.unit)}`}<//>`}
+        ${receipt && html`<${ReceiptBadge} receipt=${receipt} />`}
       </figcaption>
     </figure>`;
 }

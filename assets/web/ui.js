@@ -1,7 +1,7 @@
 // What every view is built from: Preact + hooks + htm (one vendored module, no build step), hooks over
 // core.js's event bus and timers, and the pieces several pages share (sign-in panel, wallet buttons, badges).
 import { html, render, useEffect, useErrorBoundary, useMemo, useReducer, useRef, useState } from "/vendor/htm-preact.mjs";
-import { activeKey, dedicated, on, session, signIn, walletChoices } from "./core.js";
+import { activeKey, dedicated, laneName, money, on, session, signIn, walletChoices } from "./core.js";
 
 export { html, render, useEffect, useMemo, useReducer, useRef, useState };
 
@@ -57,9 +57,16 @@ export function ViewBoundary({ children }) {
   return error ? html`<p class="one-error">This view failed: ${error.message}</p>` : children;
 }
 
-/** A link to the verify page for one signed receipt. */
-export function ReceiptBadge({ hash, children }) {
-  return html`<a class="one-badge" href=${`/verify?hash=${hash}`} title="Signed receipt: open to verify" data-testid="receipt-badge">${children}</a>`;
+/** A link to the verify page for one signed receipt, the same on every page: "✓ receipt 1a2b3c4d… · 0.002 credits · Included".
+ * `answer` (what the caller got, kept in this browser) rides along in sessionStorage so Verify can check the output too. */
+export function ReceiptBadge({ receipt, answer }) {
+  const { hash, charge } = receipt;
+  const remember = () => {
+    if (answer !== undefined && answer !== null) sessionStorage.setItem(`one.answer.${hash}`, answer);
+  };
+  const text = `✓ receipt ${hash.slice(0, 8)}…` + (charge ? ` · ${money(charge.amount, charge.unit)} · ${laneName(charge.unit)}` : "");
+  return html`<a class="one-badge" href=${`/verify?hash=${hash}`} title="Signed receipt: open to verify" data-testid="receipt-badge"
+    data-hash=${hash} onClick=${remember}>${text}</a>`;
 }
 
 /** One button per wallet this page can use (walletChoices), dev wallets in the secondary style. */
