@@ -7,83 +7,16 @@ import io
 import json
 import re
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import REPO, files_containing
+from tests.e2e.web import CANARY, dev_account, fund, send_chat, wallet_context
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-CANARY = f"canary-{uuid.uuid4().hex}"
-
-# window.ethereum for tests: accounts from the test, every other call to anvil (which holds the dev keys).
-ETHEREUM_SHIM = """
-window.ethereum = {
-  isShim: true,
-  async request({ method, params }) {
-    if (method === "eth_requestAccounts" || method === "eth_accounts") return [window.__shimAccount];
-    const reply = await window.anvilRpc(method, params || []);
-    if (reply.error) throw new Error(reply.error.message);
-    return reply.result;
-  },
-};
-"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def shots(test_output) -> Path:
-    path = test_output / "screenshots"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-def wallet_context(browser, devnet, address: str):
-    """A browser context whose window.ethereum is an anvil dev account (anvil signs for it)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    rpc = devnet.chain.rpc_url
-    context.expose_function("anvilRpc", lambda method, params: httpx.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=30).json())
-    context.add_init_script(f"window.__shimAccount = {json.dumps(address)};" + ETHEREUM_SHIM)
-    return context
-
-
-def fund(devnet, address: str, one_tokens: int, usdc: int) -> None:
-    from backend.chain import token_at
-
-    w3, d = devnet.chain.web3(), devnet.deployment
-    for token, amount in ((d.one_token, one_tokens * 10**18), (d.usdc_token, usdc * 10**6)):
-        if amount:
-            w3.eth.wait_for_transaction_receipt(token_at(w3, token).functions.mint(address, amount).transact({"from": d.deployer}))
-
-
-def dev_account(index: int) -> str:
-    from backend.chain.devchain import dev_accounts
-
-    return dev_accounts(index + 1)[index].address
-
-
-def send_chat(page, text: str, timer: str | None = None):
-    field = page.locator("#chat-input")
-    expect(field).to_be_editable(timeout=30_000)
-    if timer is not None:
-        page.select_option("#message-timer", timer)
-    field.fill(text)
-    page.locator("#send-button").click()
 
 
 def png_bytes() -> bytes:
