@@ -58,6 +58,7 @@ class Principal:
     account: str  # checksummed wallet address
     lane: str
     package: str | None = None
+    expires_at: float | None = None  # the key's end (a session's, a package's); None never ends
 
 
 def siwe_message(*, domain: str, address: str, uri: str, chain_id: int, nonce: str, issued_at: str,
@@ -184,7 +185,7 @@ def principal_for(secret: str, now: float | None = None) -> Principal | None:
         key = db.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).first()
     if key is None or (key.expires_at is not None and key.expires_at <= now):
         return None
-    return Principal(account=key.account, lane=key.lane, package=key.package)
+    return Principal(account=key.account, lane=key.lane, package=key.package, expires_at=key.expires_at)
 
 
 def is_operator(address: str, operators: list[str]) -> bool:

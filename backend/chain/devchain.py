@@ -25,7 +25,8 @@ from backend.chain import (
 from backend.config import DEV_CHAIN_ID
 from backend.dev.npm_tools import REPO, npm_tool
 
-DEMO_WALLETS = 3  # dev accounts 2..4; account 0 deploys, account 1 is the treasury
+DEMO_WALLETS = 3  # dev accounts 2..4; account 0 deploys, account 1 is the treasury, account 5 is the dev operator wallet
+DEV_ACCOUNTS = 24  # anvil unlocks this many (tests sign with their own, above the demo wallets)
 TREASURY_FLOAT = 1_000_000 * 10**USDC_DECIMALS  # dev USDC the treasury pays Included-lane work from
 # A fresh dev chain's history starts this far back: the demo wallets are funded then, so they held their $ONE
 # when today's Included epoch began (allotments read balances at the epoch's start, backend/money/lanes.py).
@@ -88,7 +89,7 @@ class DevChain:
         with open(self.data_dir / "anvil.log", "ab") as log:
             self.process = subprocess.Popen(
                 [anvil_path(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(DEV_CHAIN_ID),
-                 "--mnemonic", DEV_MNEMONIC, "--state", str(self.state_file), "--state-interval", "2",
+                 "--mnemonic", DEV_MNEMONIC, "--accounts", str(DEV_ACCOUNTS), "--state", str(self.state_file), "--state-interval", "2",
                  "--preserve-historical-states", *genesis],  # old state stays readable after a restart: allotments read it
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip

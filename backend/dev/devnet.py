@@ -72,9 +72,10 @@ class Devnet:
         self.chain = DevChain(port=port, data_dir=self.data_dir / "chain", on_start=self.watch)
         self.chain.start()
         deployment = self.chain.ensure_deployed(holders)
+        deployer, treasury, *demo, dev_operator = dev_accounts(3 + DEMO_WALLETS)
         treasury_key_file = Path(self.data_dir).resolve() / "treasury.key"
         # The treasury signs with anvil's public dev key of account 1, read from a 0600 file as production does.
-        write_private_file(treasury_key_file, "0x" + bytes(dev_accounts(2)[1].key).hex() + "\n")
+        write_private_file(treasury_key_file, "0x" + bytes(treasury.key).hex() + "\n")
         self.chain_env = {
             "ONE_CHAIN_RPC_URL": self.chain.rpc_url,
             "ONE_CHAIN_ID": str(deployment.chain_id),
@@ -84,9 +85,11 @@ class Devnet:
             "ONE_ANCHOR_ADDRESS": deployment.anchor,
             "ONE_POOL_ADDRESS": deployment.pool,
             "ONE_TREASURY_KEY_FILE": str(treasury_key_file),
-            # anvil unlocks its dev accounts: the demo wallets back the web app's dev wallet, the deployer operates.
-            "ONE_DEV_WALLETS": json.dumps([a.address for a in dev_accounts(2 + DEMO_WALLETS)[2:]]),
-            "ONE_OPERATORS": json.dumps([dev_accounts(1)[0].address]),
+            # anvil unlocks its dev accounts: the demo wallets back the web app's dev wallet. The deployer operates
+            # (from the CLI), and so does a dev operator wallet the page offers: it has no powers on the chain, so
+            # the public dev RPC may sign for it, never for the deployer.
+            "ONE_DEV_WALLETS": json.dumps([a.address for a in (*demo, dev_operator)]),
+            "ONE_OPERATORS": json.dumps([deployer.address, dev_operator.address]),
         }
         self.write_network_env()
         return deployment

@@ -112,18 +112,33 @@ def count_output(model: CatalogModel, task: str, body: dict[str, Any], output: r
     return {"input_tokens": 0, "output_tokens": 0, "images": 0}
 
 
+def _message_tokens(tokens: Callable[[str], int], message: Any) -> int:
+    """One chat message's tokens: its text parts and tool calls plus the chat template's role markers."""
+    if not isinstance(message, dict):
+        return 0
+    per_message = 4  # role markers of a chat template
+    content = message.get("content")
+    parts = [content] if isinstance(content, str) else [p.get("text") for p in content or [] if isinstance(p, dict)]
+    total = per_message + sum(tokens(p) for p in parts if isinstance(p, str))
+    for call in message.get("tool_calls") or []:
+        total += tokens(json.dumps(call)) if isinstance(call, dict) else 0
+    return total
+
+
+def prompt_fit(model: CatalogModel, body: dict[str, Any]) -> dict[str, Any]:
+    """How much of the model's context a chat request's prompt takes, counted with the model's own tokenizer:
+    per message (so a client can drop the oldest turns that no longer fit) and in all, with the generation
+    prompt that opens the answer."""
+    tokens = tokenizer_counter(model.tokenizer)
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    per_message = [_message_tokens(tokens, m) for m in messages]
+    generation_prompt = 3  # "<|im_start|>assistant\n" and its kin
+    return {"prompt_tokens": _prompt_tokens(tokens, body) + generation_prompt, "message_tokens": per_message, "context": model.context}
+
+
 def _prompt_tokens(tokens: Callable[[str], int], body: dict[str, Any]) -> int:
     """Tokens of the prompt's text (messages, or a completion prompt) plus the tools it declares."""
-    per_message = 4  # role markers of a chat template
-    total = 0
-    for message in body.get("messages") or []:
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
-        parts = [content] if isinstance(content, str) else [p.get("text") for p in content or [] if isinstance(p, dict)]
-        total += per_message + sum(tokens(p) for p in parts if isinstance(p, str))
-        for call in message.get("tool_calls") or []:
-            total += tokens(json.dumps(call)) if isinstance(call, dict) else 0
+    total = sum(_message_tokens(tokens, m) for m in body.get("messages") or [])
     prompt = body.get("prompt")
     for text in [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []:
         total += tokens(text) if isinstance(text, str) else 0

@@ -30,7 +30,7 @@ def test_nonce_with_an_address_returns_the_message_the_server_will_accept(devnet
 
 def test_dev_wallet_rpc_signs_only_for_demo_wallets(devnet):
     accounts = httpx.get(f"{devnet.url}/one/packages").json()["dev_wallets"]
-    assert accounts == [a.address for a in dev_accounts(5)[2:]]
+    assert accounts == [a.address for a in dev_accounts(6)[2:]]  # the demo wallets and the dev operator wallet
     rpc = lambda method, params: httpx.post(f"{devnet.url}/one/dev/rpc", json={"jsonrpc": "2.0", "id": 7, "method": method, "params": params})  # noqa: E731
     assert rpc("eth_chainId", []).json()["result"] == "0x7a69"
     assert rpc("eth_accounts", []).json()["result"] == accounts

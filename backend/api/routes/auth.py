@@ -65,6 +65,6 @@ async def auth_me(principal: PrincipalDep) -> dict[str, Any]:
 async def account(principal: PrincipalDep, rt: RuntimeDep) -> dict[str, Any]:
     """The signed-in caller's balance, allotment, refresh countdown and usage by model (from its receipts)."""
     summary = await asyncio.to_thread(rt.inference.lanes.summary, principal.account, principal.lane)
-    usage = await asyncio.to_thread(rt.receipts.usage_by_model, principal.account)
-    return {"account": principal.account, "package": principal.package, **summary, "usage": usage,
-            "operator": auth.is_operator(principal.account, rt.settings.operators)}  # fmt: skip
+    usage = await asyncio.to_thread(rt.receipts.usage, principal.account)
+    return {"account": principal.account, "package": principal.package, "expires_at": principal.expires_at, **summary,
+            "usage": usage["by_model"], "usage_by_day": usage["by_day"], "operator": auth.is_operator(principal.account, rt.settings.operators)}  # fmt: skip

@@ -349,15 +349,24 @@ class ModelUsage(Reply):
     images: int
 
 
+class DayUsage(Reply):
+    day: str = Field(description="UTC date, YYYY-MM-DD")
+    unit: str
+    requests: int
+    charged: int
+
+
 class AccountSummary(Reply):
     account: str
     package: str | None
+    expires_at: float | None = Field(None, description="when the key this was read with expires (Unix seconds): a package's end")
     lane: str
     unit: str
     balance: int
     allotment: int
     refresh_in: int | None
     usage: list[ModelUsage]
+    usage_by_day: list[DayUsage] = Field(default_factory=list)
     operator: bool
 
 
@@ -387,6 +396,9 @@ class QuoteReply(Reply):
     billing: str
     rate: int
     image_rate: int | None = None
+    prompt_tokens: int | None = Field(None, description="the prompt's tokens counted with the model's tokenizer (text tasks)")
+    message_tokens: list[int] | None = Field(None, description="each message's share of prompt_tokens, in order")
+    context: int | None = Field(None, description="the model's context length in tokens")
 
 
 class PackageList(Reply):
@@ -396,6 +408,7 @@ class PackageList(Reply):
     chain_id: int
     confirmations: int
     dev_wallets: list[str]
+    dev_operators: list[str] = Field(default_factory=list, description="the dev wallets that operate this coordinator (dev chain only)")
 
 
 class SlaPeriod(Reply):
