@@ -10,23 +10,31 @@ NAV = [("Chat", "/"), ("Images", "/images"), ("Balance", "/balance"), ("Packages
 
 
 def navbar() -> rx.Component:
-    return rx.hstack(
-        rx.link(rx.heading("ONE", size="6", weight="bold"), href="/", underline="none"),
-        rx.text("verifiable community inference", color_scheme="gray", size="2", display=["none", "none", "block"]),
-        rx.spacer(),
-        *[rx.link(label, href=href, size="3", weight="medium", id=f"nav-{label.lower()}") for label, href in NAV],
-        rx.badge(rx.el.span("not signed in", id="session-chip"), variant="soft", radius="full"),
-        align="center",
-        spacing="4",
-        padding_y="0.8em",
+    """The same header on every page and at every width: one line that scrolls sideways on a phone instead of
+    wrapping, after a skip link (the first thing Tab reaches) to the page's main control."""
+    return rx.el.header(
+        rx.el.a("Skip to content", href="#main", class_name="one-skip", id="skip-link"),
+        rx.hstack(
+            rx.link(rx.heading("ONE", size="6", weight="bold"), href="/", underline="none"),
+            rx.text("verifiable community inference", color_scheme="gray", size="2", display=["none", "none", "block"], white_space="nowrap"),
+            rx.spacer(),
+            *[rx.link(label, href=href, size="3", weight="medium", id=f"nav-{label.lower()}", white_space="nowrap") for label, href in NAV],
+            rx.badge(rx.el.span("not signed in", id="session-chip"), variant="soft", radius="full", white_space="nowrap"),
+            align="center",
+            spacing="4",
+            height="var(--one-header)",
+            wrap="nowrap",
+            overflow_x="auto",
+            width="100%",
+        ),
         border_bottom="1px solid var(--gray-4)",
         width="100%",
-        wrap="wrap",
     )
 
 
-def page(*children: rx.Component, wide: bool = False) -> rx.Component:
-    return rx.container(navbar(), rx.box(*children, padding_top="1em", width="100%"), size="4" if wide else "3")
+def page(*children: rx.Component) -> rx.Component:
+    """Every page: the header, then its body at one width (`#main`, where the skip link lands)."""
+    return rx.container(navbar(), rx.box(*children, id="main", tab_index=-1, padding_top="1em", width="100%", outline="none"), size="4")
 
 
 def browser_view(name: str) -> rx.Component:

@@ -8,9 +8,9 @@ from app.layout import browser_view, page
 
 
 def chat_page() -> rx.Component:
-    return page(browser_view("chat"), wide=True)
+    return page(browser_view("chat"))
 
 
 def images_page() -> rx.Component:
     return page(rx.heading("Images", size="6"), rx.text("One prompt, a grid of candidates generated in parallel across the network.", color_scheme="gray"),
-                rx.box(browser_view("images"), padding_top="1em"), wide=True)  # fmt: skip
+                rx.box(browser_view("images"), padding_top="1em"))  # fmt: skip

@@ -220,5 +220,4 @@ def operator_page() -> rx.Component:
                 spacing="3",
             ),
         ),
-        wide=True,
     )

@@ -11,7 +11,8 @@ import * as core from "./core.js";
 
 /** Operator sign-in: after SIWE, press the page's Reflex "Open dashboard" button, which hands the key to the server once. */
 function OperatorSignIn() {
-  return html`<${SignInPanel} onSignedIn=${() => document.getElementById("operator-open")?.click()} />`;
+  return html`<${SignInPanel} title="Sign in with an operator wallet" only=${(choice) => !choice.dev || choice.operator}
+    onSignedIn=${() => document.getElementById("operator-open")?.click()} />`;
 }
 
 const VIEWS = { chat: Chat, images: Images, balance: Balance, packages: Packages, signin: OperatorSignIn, worker: WorkerPage, agents: Agents };
@@ -43,14 +44,24 @@ function mountAll() {
   updateChip();
 }
 
+/** The header names who is signed in and which lane this browser's requests run on, the same on every page. */
 function updateChip() {
   const chip = document.getElementById("session-chip");
   if (!chip || !hydrated(chip)) return;
   const s = core.session();
   const d = core.dedicated();
-  const text = d && d.in_use ? `${d.package} · ${d.account.slice(0, 6)}…` : s ? `${s.account.slice(0, 6)}…${s.account.slice(-4)}` : "not signed in";
+  const who = (account) => `${account.slice(0, 6)}…${account.slice(-4)}`;
+  const text = d && d.in_use ? `${who(d.account)} · Dedicated ${d.package}` : s ? `${who(s.account)} · Included` : "not signed in";
   if (chip.textContent !== text) chip.textContent = text;
 }
+
+// The skip link lands on the page's main control (the chat's message box) or else the page body.
+document.addEventListener("click", (e) => {
+  if (!e.target.closest || !e.target.closest("#skip-link")) return;
+  e.preventDefault();
+  const target = document.querySelector("#main [data-skip-target]") || document.getElementById("main");
+  if (target) target.focus();
+});
 
 window.ONE = core; // for Reflex call_script (operator sign-in)
 core.on("session", updateChip);

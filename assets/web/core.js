@@ -198,8 +198,10 @@ export async function walletChoices() {
   const choices = [];
   if (window.ethereum) choices.push({ label: "Browser wallet", provider: () => window.ethereum });
   const { data } = await api("/one/packages", { key: null });
+  const operators = new Set(data.dev_operators || []);
   for (const address of data.dev_wallets || []) {
-    choices.push({ label: `Dev wallet ${address.slice(0, 6)}…${address.slice(-4)}`, provider: () => devWallet(address), dev: true });
+    const operator = operators.has(address);
+    choices.push({ label: `Dev wallet ${address.slice(0, 6)}…${address.slice(-4)}${operator ? " (operator)" : ""}`, provider: () => devWallet(address), dev: true, operator });
   }
   return choices;
 }
@@ -227,6 +229,8 @@ export async function signIn(provider = wallet()) {
   const { data } = await api("/one/auth/siwe", { method: "POST", body: { message: challenge.message, signature }, key: null });
   const s = { account: data.account, api_key: data.api_key, lane: data.lane, expires_at: Math.floor(Date.now() / 1000) + data.expires_in };
   store.set("session", s);
+  const d = dedicated();
+  if (d && d.in_use && d.account.toLowerCase() !== s.account.toLowerCase()) store.set("dedicated", { ...d, in_use: false }); // another wallet's package
   store.set("wallet", provider.isOneDevWallet ? { kind: "dev", address } : { kind: "browser" });
   chosenWallet = provider;
   emit("session");

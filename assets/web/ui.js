@@ -76,9 +76,9 @@ export function WalletButtons({ choices, onPick, secondary = false }) {
       data-testid=${choice.dev ? "dev-wallet" : "browser-wallet"} onClick=${() => onPick(choice)}>${choice.label}</button>`);
 }
 
-/** A wallet picker and Sign-In with Ethereum; onSignedIn(session) after a successful sign-in. */
-export function SignInPanel({ title = "Sign in with Ethereum", onSignedIn }) {
-  const wallets = useLoad(walletChoices, []);
+/** A wallet picker and Sign-In with Ethereum; onSignedIn(session) after a successful sign-in; `only` filters the wallets. */
+export function SignInPanel({ title = "Sign in with Ethereum", onSignedIn, only = null }) {
+  const wallets = useLoad(async () => (await walletChoices()).filter(only || (() => true)), []);
   const [status, setStatus] = useState("");
 
   async function signInWith(choice) {

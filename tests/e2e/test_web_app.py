@@ -53,7 +53,7 @@ def test_chat_streams_markdown_with_cost_and_a_receipt_that_verifies(browser, de
     assert receipt["kind"] == "chat" and receipt["usage"]["output_tokens"] > 0
     # The conversation is in this browser's localStorage, and survives a reload.
     page.reload()
-    expect(page.locator(".one-user")).to_have_text("How are receipts checked?", timeout=30_000)
+    expect(page.locator(".one-user .one-body")).to_have_text("How are receipts checked?", timeout=30_000)
     badge.click()
     expect(page.locator("#verify-summary")).to_contain_text("all checks pass", timeout=30_000)
     expect(page.locator("#verify-table")).to_contain_text("valid")
