@@ -155,14 +155,21 @@ fn main(@builtin(local_invocation_id) li: vec3u) {
 
 const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
+const SOFTWARE_GPU = /swiftshader|llvmpipe|lavapipe|softpipe/i;
+
+/** What this browser's WebGPU adapter offers: {webgpu, adapter (its name), software, limits}, or {webgpu: false, reason}. */
 export async function adapterReport() {
   if (!navigator.gpu) return { webgpu: false, reason: "This browser has no WebGPU (navigator.gpu is missing)." };
   const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) return { webgpu: false, reason: "WebGPU is present but no GPU adapter is available." };
   const l = adapter.limits;
+  const info = adapter.info || {};
+  const named = adapter.info ? `${info.vendor || "?"} ${info.architecture || ""} ${info.description || ""}`.trim() : "unknown";
   return {
     webgpu: true,
-    adapter: adapter.info ? `${adapter.info.vendor || "?"} ${adapter.info.architecture || ""} ${adapter.info.description || ""}`.trim() : "unknown",
+    adapter: named,
+    // A CPU standing in for a GPU (Chrome's SwiftShader, Mesa's llvmpipe/lavapipe): it works, slowly.
+    software: Boolean(info.isFallbackAdapter || adapter.isFallbackAdapter || SOFTWARE_GPU.test(named)),
     limits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize,
       maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize, maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,

@@ -40,7 +40,7 @@ from sqlmodel import col, select
 from backend.access.auth import package_live
 from backend.access.clusters import cluster_of
 from backend.agents import tools as tools_mod
-from backend.agents.spec import AgentSpec, next_run, parse_agent
+from backend.agents.spec import AgentSpec, AgentSpecError, SpecProblem, key_lines, next_run, parse_agent
 from backend.db import session
 from backend.db.models import AgentRecord, AgentRun
 from backend.money.lanes import priority_of, quote
@@ -167,15 +167,7 @@ class AgentRunner:
         """Store (or replace) an agent for this account; returns it, its webhook secret (shown once, on create) and
         warnings (a model no worker serves right now). Refusals are InferenceErrors: 400 for the file, 402 when the
         account cannot pay, 403 over the agent cap. A changed file forgets a monitor's baseline."""
-        spec = self.validate(text)
-        if spec.budget.lane != lane or (spec.budget.package or None) != (package or None):
-            raise InferenceError(400, f"the budget ({spec.budget.lane}{' / ' + spec.budget.package if spec.budget.package else ''}) must be the key's lane"
-                                      f" ({lane}{' / ' + package if package else ''})", "invalid_agent", param="budget")  # fmt: skip
-        if spec.output is not None:
-            try:
-                public_target(str(spec.output.webhook), self.settings.fetch_allow_networks)
-            except FetchError as exc:
-                raise InferenceError(400, f"output.webhook: {exc}", "invalid_agent", param="output.webhook") from None
+        spec = self.check(text, lane, package)
         self.check_can_pay(spec, account, lane, package)
         now = time.time()
         with session() as db:
@@ -197,6 +189,34 @@ class AgentRunner:
             db.commit()
             db.refresh(record)
             return record, secret, self.warnings(spec, cluster_of(self.runtime.packages, account, package))
+
+    def check(self, text: str, lane: str, package: str | None) -> AgentSpec:
+        """Everything deploy checks of the file itself for this key (the spec, its budget against the key's lane, the
+        webhook's address), each problem with its line (AgentSpecError); stores nothing."""
+        spec = self.validate(text)
+        lines, problems = key_lines(text), []
+        if spec.budget.lane != lane or (spec.budget.package or None) != (package or None):
+            problems.append(SpecProblem(lines.get(("budget",), 1), "budget", f"the budget ({spec.budget.lane}{' / ' + spec.budget.package if spec.budget.package else ''})"
+                                        f" must be the key's lane ({lane}{' / ' + package if package else ''})"))  # fmt: skip
+        if spec.output is not None:
+            try:
+                public_target(str(spec.output.webhook), self.settings.fetch_allow_networks)
+            except FetchError as exc:
+                problems.append(SpecProblem(lines.get(("output", "webhook"), 1), "output.webhook", str(exc)))
+        if problems:
+            raise AgentSpecError(problems)
+        return spec
+
+    def dry_run(self, text: str, account: str, lane: str, package: str | None) -> list[str]:
+        """What deploy would say, storing nothing: AgentSpecError for the file, else its warnings, a refusal to pay
+        first (that is the account's state, not the file's)."""
+        spec = self.check(text, lane, package)
+        try:
+            self.check_can_pay(spec, account, lane, package)
+            refused = []
+        except InferenceError as exc:
+            refused = [f"deploy would be refused now: {exc.message}"]
+        return refused + self.warnings(spec, cluster_of(self.runtime.packages, account, package))
 
     def warnings(self, spec: AgentSpec, cluster: str | None = None) -> list[str]:
         """What will not stop a deploy but may stop its runs (a Cluster's agent also runs on the Cluster's nodes)."""

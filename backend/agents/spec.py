@@ -243,6 +243,11 @@ def _lines(node: Any, path: tuple = (), out: dict | None = None) -> dict[tuple, 
     return out
 
 
+def key_lines(text: str) -> dict[tuple, int]:
+    """YAML path -> line of a file parse_agent accepted (checks after parsing name their line with it)."""
+    return _lines(yaml.compose(text))
+
+
 def refuse_unsafe_yaml(text: str) -> None:
     """Refuse anchors, aliases and deep nesting from the parser's events, before any node is built: aliases let a
     few hundred bytes expand into billions of nodes (or into a loop), and deep nesting exhausts the recursion of

@@ -1,4 +1,4 @@
-"""Agents over HTTP: deploy a YAML file, list, run now, pause/resume, read runs. A bearer key (SIWE session or
+"""Agents over HTTP: validate or deploy a YAML file, list, run now, pause/resume, read runs. A bearer key (SIWE session or
 Dedicated package) owns its agents and pays for them. Every refusal is in the OpenAI error shape."""
 
 from __future__ import annotations
@@ -9,17 +9,18 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from backend.agents.runner import agent_of, agents_of, runs_of
-from backend.agents.spec import AgentSpecError
+from backend.agents.spec import AgentSpec, AgentSpecError, parse_agent
 from backend.agents.trading import wallet_address
 from backend.api.deps import PrincipalDep, RuntimeDep, signed_in
 from backend.api.errors import ApiError
 from backend.api.routing import ReplyRouter
 from backend.api.schemas.requests import DeployBody
-from backend.api.schemas.responses import AgentInfo, AgentList, AgentRuns, AgentRunStarted
+from backend.api.schemas.responses import AgentCheck, AgentInfo, AgentList, AgentRuns, AgentRunStarted
 from backend.db.models import AgentRecord
 from backend.runtime import Runtime
 
 router = ReplyRouter(prefix="/one/agents", tags=["agents"])
+RECENT_RUNS = 10  # the runs whose spend an agent's card sums
 
 
 async def owned_agent(name: str, principal: PrincipalDep) -> AgentRecord:
@@ -33,12 +34,44 @@ async def owned_agent(name: str, principal: PrincipalDep) -> AgentRecord:
 AgentDep = Annotated[AgentRecord, Depends(owned_agent)]
 
 
+def _plan(text: str) -> dict[str, Any]:
+    """What the stored file makes the agent do, as its card shows it: model, tools, goal, trigger, caps. Stored
+    files passed the checks when deployed; one a later, stricter check refuses shows none of this."""
+    try:
+        spec: AgentSpec = parse_agent(text)
+    except AgentSpecError:
+        return {}
+    when = spec.watch and spec.watch.when
+    return {"model": spec.model, "tools": spec.tool_names, "goal": spec.goal, "schedule": spec.trigger.schedule,
+            "watch": spec.watch and {"tool": spec.watch.tool, "when": "changed" if when is None else
+                                     f"contains: {when.contains}" if when.contains is not None else f"absent: {when.absent}"},
+            "webhook_host": spec.output and spec.output.webhook.host, "max_spend": spec.budget.max_spend,
+            "max_steps": spec.budget.max_steps, "wallet_caps": spec.wallet and spec.wallet.model_dump()}  # fmt: skip
+
+
 def _public(record: AgentRecord, rt: Runtime) -> dict[str, Any]:
-    """An agent as its owner sees it, with its own wallet's address (derived, so the owner can fund it)."""
-    runs = runs_of(record.id, 1)
+    """An agent as its owner sees it: what its file makes it do, its recent spend, and its own wallet's address
+    (derived, so the owner can fund it)."""
+    runs = runs_of(record.id, RECENT_RUNS)
     return {"name": record.name, "status": record.status, "lane": record.lane, "package": record.package,
             "next_run_at": record.next_run_at, "last_run": runs[0] if runs else None,
-            "wallet": wallet_address(rt.receipts, record.id)}  # fmt: skip
+            "recent_runs": len(runs), "recent_spent": sum(r["spent"] for r in runs),
+            "wallet": wallet_address(rt.receipts, record.id), **_plan(record.spec)}  # fmt: skip
+
+
+def _problems(exc: AgentSpecError) -> list[dict[str, Any]]:
+    return [{"line": p.line, "field": p.field, "message": p.message} for p in exc.problems]
+
+
+@router.post("/validate", response_model=AgentCheck)
+async def validate(body: DeployBody, principal: PrincipalDep, rt: RuntimeDep) -> dict[str, Any]:
+    """Check a file exactly as deploy would for this key, storing nothing: every problem with its line and field,
+    or the warnings deploy would give (a refusal to pay included)."""
+    try:
+        warnings = await asyncio.to_thread(rt.agents.dry_run, body.yaml, principal.account, principal.lane, principal.package)
+    except AgentSpecError as exc:
+        return {"ok": False, "problems": _problems(exc), "warnings": []}
+    return {"ok": True, "problems": [], "warnings": warnings}
 
 
 @router.post("", response_model=AgentInfo)
@@ -48,7 +81,7 @@ async def deploy(body: DeployBody, principal: PrincipalDep, rt: RuntimeDep) -> d
     try:
         record, secret, warnings = await asyncio.to_thread(rt.agents.deploy, body.yaml, principal.account, principal.lane, principal.package)
     except AgentSpecError as exc:
-        problems = [{"line": p.line, "field": p.field, "message": p.message} for p in exc.problems]
+        problems = _problems(exc)
         raise ApiError(400, str(exc), "invalid_agent", param=problems[0]["field"] or None, extra={"problems": problems}) from None
     return {**_public(record, rt), "webhook_secret": secret, "warnings": warnings}
 

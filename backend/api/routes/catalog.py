@@ -38,4 +38,5 @@ async def quote_request(q: QuoteBody, rt: RuntimeDep) -> dict[str, Any]:
 async def packages(rt: RuntimeDep) -> dict[str, Any]:
     return {"packages": [p.model_dump() for p in rt.packages.packages], "usdc": rt.settings.usdc_token_address,
             "treasury": rt.settings.treasury_address, "chain_id": rt.settings.chain_id, "confirmations": rt.settings.confirmations,
-            "dev_wallets": rt.settings.dev_wallets, "dev_operators": [a for a in rt.settings.dev_wallets if auth.is_operator(a, rt.settings.operators)]}  # fmt: skip
+            "dev_wallets": rt.settings.dev_wallets, "dev_operators": [a for a in rt.settings.dev_wallets if auth.is_operator(a, rt.settings.operators)],
+            "settlement_fee_bps": rt.settings.settlement_fee_bps, "settlement_epoch_s": rt.settings.settlement_epoch_s}  # fmt: skip

@@ -409,6 +409,8 @@ class PackageList(Reply):
     confirmations: int
     dev_wallets: list[str]
     dev_operators: list[str] = Field(default_factory=list, description="the dev wallets that operate this coordinator (dev chain only)")
+    settlement_fee_bps: int = Field(description="the network's cut tau of what workers billed, basis points (credits count 1:1 as micro-USDC)")
+    settlement_epoch_s: int = Field(description="seconds between settlements: workers are paid in USDC at each")
 
 
 class SlaPeriod(Reply):
@@ -536,6 +538,18 @@ class AgentRunInfo(Reply):
     traded: int = Field(0, description="micro-USDC of trades the run's wallet tools sent")
 
 
+class AgentWatch(Reply):
+    tool: str
+    when: str = Field(description='"changed", "contains: <text>" or "absent: <text>"')
+
+
+class AgentWalletCaps(Reply):
+    """What the agent's own wallet may spend, micro-USDC."""
+
+    max_per_run: int
+    max_per_day: int
+
+
 class AgentInfo(Reply):
     name: str
     status: str
@@ -546,6 +560,29 @@ class AgentInfo(Reply):
     webhook_secret: str | None = Field(None, description="on first deploy only: signs the webhook's posts (shown once)")
     wallet: str = Field(description="the agent's own wallet (derived, never stored): fund it for trading tools")
     warnings: list[str] = Field(default_factory=list, description="on deploy: what may keep its runs waiting (no worker serves the model now...)")
+    recent_runs: int = Field(0, description="its latest runs (at most 10) that recent_spent sums")
+    recent_spent: int = Field(0, description="what those runs spent, micro-units of its lane (credits on Included, USDC on Dedicated)")
+    model: str | None = None
+    tools: list[str] = Field(default_factory=list, description="called in this order, then the model writes the report")
+    goal: str | None = Field(None, description="the file's own instructions (shown to its owner only)")
+    schedule: str | None = Field(None, description='"every N s|m|h|d" or a cron expression (UTC); none: it runs on demand only')
+    watch: AgentWatch | None = None
+    webhook_host: str | None = Field(None, description="where results are posted")
+    max_spend: int | None = Field(None, description="micro-units per run")
+    max_steps: int | None = None
+    wallet_caps: AgentWalletCaps | None = None
+
+
+class AgentProblem(Reply):
+    line: int
+    field: str = Field(description='the YAML path ("budget.lane", "tools[1]"); empty for the whole document')
+    message: str
+
+
+class AgentCheck(Reply):
+    ok: bool
+    problems: list[AgentProblem]
+    warnings: list[str] = Field(description="what deploy would warn about, or why it would be refused now")
 
 
 class AgentList(Reply):
