@@ -12,5 +12,6 @@ def chat_page() -> rx.Component:
 
 
 def images_page() -> rx.Component:
-    return page(rx.heading("Images", size="6"), rx.text("One prompt, a grid of candidates generated in parallel across the network.", color_scheme="gray"),
+    return page(rx.heading("Images", size="6"), rx.text("One prompt, a grid of candidates: every candidate is its own request, all sent at once; as many run together as "
+                        "there are free worker slots for the model, and each tile shows its own time. Kept in this browser only.", color_scheme="gray"),
                 rx.box(browser_view("images"), padding_top="1em"))  # fmt: skip

@@ -1,7 +1,8 @@
 """OneVerify in the browser: paste or upload receipts (and optionally the output) -> a verdict per check.
 
 The checks are backend/trust/verify.py, the same code as `one verify`. The optional output arrives with the
-submit event and is hashed there, never kept in state."""
+submit event and is hashed there, never kept in state. Opened from a receipt badge, assets/web/verify.js puts
+the answer the badge carried (sessionStorage, this tab only) into the output field and submits the form."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ from backend.runtime import get_runtime
 from backend.trust.verify import parse_receipts, verify_with_output
 
 CHECK_NAMES = ("hash", "coordinator_sig", "worker_sig", "coordinator_key", "chain_link", "output")
+# the table's columns in words, each with the raw field of `one verify`'s report it shows (its tooltip)
+COLUMNS = (
+    ("#", "seq"), ("Receipt", "hash"), ("Hash", "checks.hash"), ("Coordinator signature", "checks.coordinator_sig"),
+    ("Worker signature", "checks.worker_sig"), ("Coordinator key", "checks.coordinator_key"), ("Chain link", "checks.chain_link"),
+    ("Output", "checks.output"), ("Verdict", "ok"), ("Problems", "problems"),
+)  # fmt: skip
 
 
 class VerifyState(rx.State):
@@ -61,7 +68,8 @@ class VerifyState(rx.State):
             return
         report = verify_with_output(receipts, coordinator or None, output or None)
         rows = [
-            {"seq": str(v.seq), "hash": v.hash[:16], "verdict": "valid" if v.ok else "INVALID", "problems": "; ".join(v.problems),
+            {"seq": str(v.seq), "receipt_hash": v.hash, "hash_short": v.hash[:12] + "…", "verdict": "valid" if v.ok else "INVALID",
+             "problems": "\n".join(v.problems),
              **{name: ("✓" if v.checks[name] else "✗") if name in v.checks else "–" for name in CHECK_NAMES}}
             for v in report.verdicts
         ]  # fmt: skip
@@ -72,10 +80,12 @@ class VerifyState(rx.State):
 def _row(row: dict) -> rx.Component:
     return rx.table.row(
         rx.table.cell(row["seq"]),
-        rx.table.cell(rx.code(row["hash"])),
-        *[rx.table.cell(row[name]) for name in CHECK_NAMES],
+        rx.table.cell(rx.text(row["hash_short"], font_family="monospace", white_space="nowrap", custom_attrs={"title": row["receipt_hash"]}),
+                      custom_attrs={"data-hash": row["receipt_hash"]}),  # fmt: skip
+        *[rx.table.cell(row[name], text_align="center") for name in CHECK_NAMES],
         rx.table.cell(rx.badge(row["verdict"], color_scheme=rx.cond(row["verdict"] == "valid", "green", "red"))),
-        rx.table.cell(row["problems"]),
+        # one problem per line, never broken inside one ("hash check failed" stays whole)
+        rx.table.cell(rx.text(row["problems"], white_space="pre", class_name="verify-problems"), min_width="11em"),
     )
 
 
@@ -83,7 +93,7 @@ def verify_page() -> rx.Component:
     return page(
         rx.heading("Verify receipts", size="6"),
         rx.text("Every answer on ONE comes with a receipt signed by the worker and the coordinator and linked to the one before it. "
-                "Check them here, or offline with `one verify` — the same checks.", color_scheme="gray"),  # fmt: skip
+                "Check them here, or offline with ", rx.code("one verify"), " — the same checks.", color_scheme="gray", id="verify-intro"),  # fmt: skip
         rx.form(
             rx.vstack(
                 # read-only until the page is live: text pasted earlier would be wiped when the state arrives
@@ -105,11 +115,17 @@ def verify_page() -> rx.Component:
         rx.cond(VerifyState.summary != "", rx.callout(VerifyState.summary, id="verify-summary", color_scheme=rx.cond(VerifyState.ok, "green", "red"), margin_y="1em")),
         rx.cond(
             VerifyState.rows.length() > 0,
-            rx.table.root(
-                rx.table.header(rx.table.row(*[rx.table.column_header_cell(c) for c in ("seq", "hash", *CHECK_NAMES, "verdict", "problems")])),
-                rx.table.body(rx.foreach(VerifyState.rows, _row)),
-                id="verify-table",
+            rx.box(  # a phone scrolls the table sideways instead of squeezing it
+                rx.table.root(
+                    rx.table.header(rx.table.row(*[rx.table.column_header_cell(label, custom_attrs={"title": field})
+                                                   for label, field in COLUMNS])),  # fmt: skip
+                    rx.table.body(rx.foreach(VerifyState.rows, _row)),
+                    id="verify-table",
+                    width="100%",
+                ),
+                overflow_x="auto",
                 width="100%",
+                id="verify-table-scroll",
             ),
         ),
         rx.callout(

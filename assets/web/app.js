@@ -6,6 +6,7 @@ import { Balance } from "./account.js";
 import { Packages } from "./packages.js";
 import { WorkerPage } from "./worker-page.js";
 import { Agents } from "./agents.js";
+import { carryAnswerToVerify } from "./verify.js";
 import { html, render, SignInPanel, ViewBoundary } from "./ui.js";
 import * as core from "./core.js";
 
@@ -68,3 +69,4 @@ core.on("session", updateChip);
 new MutationObserver(mountAll).observe(document.documentElement, { childList: true, subtree: true });
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mountAll);
 else mountAll();
+carryAnswerToVerify();

@@ -169,6 +169,25 @@ def revoke_key(db: Session, key_hash: str) -> ApiKey | None:
     return key
 
 
+def dedicated_keys(account: str) -> list[ApiKey]:
+    """`account`'s package keys (their hashes, packages and times), newest first: what the keys page lists."""
+    with session() as db:
+        keys = db.exec(select(ApiKey).where(ApiKey.account == account, ApiKey.lane == "dedicated")).all()
+    return sorted(keys, key=lambda k: k.created_at, reverse=True)
+
+
+def revoke_own_key(account: str, key_hash: str) -> ApiKey | None:
+    """Revoke one of `account`'s package keys; None when no such key is `account`'s (another account's key is
+    answered exactly as a missing one, so the reply tells nothing about keys the caller does not hold)."""
+    with session() as db:
+        key = db.get(ApiKey, key_hash)
+        if key is None or key.account.lower() != account.lower() or key.lane != "dedicated":
+            return None
+        revoked = revoke_key(db, key_hash)
+        db.commit()
+    return revoked
+
+
 def create_key(account: str, lane: str, package: str | None = None, ttl_s: float | None = SESSION_TTL_S) -> str:
     """A new secret for `account`; only its hash is stored. Returned once."""
     secret = new_secret()

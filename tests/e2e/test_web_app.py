@@ -289,6 +289,7 @@ def test_holder_spends_out_sees_the_upsell_and_buys_a_package_with_the_wallet(br
 
     page.locator("#upsell-packages").click()
     page.locator("[data-testid=buy-starter]").click()  # the wallet connected at sign-in is remembered across pages
+    page.locator("#confirm-purchase").click()  # the confirm step naming amount, wallet and chain
     expect(page.locator("#purchase-status")).to_contain_text("Starter confirmed", timeout=60_000)
     api_key = page.locator("#api-key").inner_text().strip()
     assert api_key.startswith("one_sk_")

@@ -6,6 +6,7 @@
 - `purchases`: buying a package; `workers`: the worker pool and bonds; `weights`: browser workers' weights
 - `agents`: agents of the signed-in account; `dev`: the dev chain's wallet
 - `clusters`: a Cluster's dedicated nodes and private models
+- `keys`: the signed-in account's package keys, listed and revoked
 - `sla`: each Dedicated package's SLA targets and what its jobs measured, per period
 """
 
@@ -13,9 +14,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.routes import agents, auth, catalog, clusters, dev, epochs, openai, purchases, receipts, sla, weights, workers
+from backend.api.routes import (
+    agents,
+    auth,
+    catalog,
+    clusters,
+    dev,
+    epochs,
+    keys,
+    openai,
+    purchases,
+    receipts,
+    sla,
+    weights,
+    workers,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
-    openai.router, agents.router, receipts.router, epochs.router, auth.router, catalog.router, purchases.router,
+    openai.router, agents.router, receipts.router, epochs.router, auth.router, catalog.router, purchases.router, keys.router,
     weights.router, workers.router, clusters.router, sla.router, dev.router,
 )  # fmt: skip

@@ -595,3 +595,23 @@ class AgentRunStarted(Reply):
 
 class AgentRuns(Reply):
     runs: list[AgentRunInfo]
+
+
+class DedicatedKey(Reply):
+    id: str = Field(description="the SHA-256 of the key (hex): names it for revoking; the secret itself is never stored")
+    package: str | None
+    created_at: float
+    expires_at: float | None
+    expired: bool
+
+
+class DedicatedKeys(Reply):
+    account: str
+    balance: int = Field(description="micro-USDC left on the account's packages (shared by its keys)")
+    unit: Literal["usdc"]
+    data: list[DedicatedKey]
+
+
+class RevokedKey(Reply):
+    id: str
+    revoked: Literal[True]
