@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import REPO, files_containing
-from tests.e2e.web import CANARY, dev_account, fund, send_chat, wallet_context
+from tests.e2e.web import CANARY, DESKTOP, PHONE, dev_account, fund, send_chat, shoot, wallet_context
 
 pytestmark = pytest.mark.e2e
 
@@ -304,6 +304,19 @@ def test_holder_spends_out_sees_the_upsell_and_buys_a_package_with_the_wallet(br
     expect(badge).to_be_visible(timeout=60_000)
     receipt = httpx.get(f"{devnet.url}/one/receipts/{badge.get_attribute('href').split('hash=')[1]}").json()
     assert receipt["lane"] == "dedicated" and receipt["charge"]["unit"] == "usdc"
+    # The chat says it runs on the package (issue 16 item 3), with what is left and until when, on either screen.
+    expect(badge).to_contain_text(" USDC · Dedicated")
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        page.goto(devnet.url + "/")
+        expect(page.locator("#chat-balance")).to_contain_text("Dedicated · starter · ", timeout=30_000)
+        expect(page.locator("#chat-balance")).to_contain_text(" USDC left · until ")
+        page.goto(devnet.url + "/balance")  # both lanes: the package does not hide the Included credits
+        expect(page.locator("#dedicated-amount")).to_contain_text(" USDC", timeout=30_000)
+        expect(page.locator("#dedicated-expiry")).to_contain_text("(in 30 days)")
+        expect(page.locator("#included-card")).to_contain_text("0 credits")
+        assert page.locator("body").inner_text().count(address) == 1  # the address once
+        shoot(page, shots, "balance-dedicated", viewport)
     context.close()
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.web import ETHEREUM_SHIM, VIEWPORTS, fund, send_chat, shoot, size_name
+from tests.e2e.web import VIEWPORTS, fund, send_chat, shoot, size_name, wallet_context
 
 pytestmark = pytest.mark.e2e
 
@@ -73,30 +73,6 @@ def test_verify_from_a_chat_badge_checks_the_output_and_reads_in_words(browser, 
     context.close()
 
 
-def wallet_beyond_anvil(browser, devnet, account, viewport: dict):
-    """A browser wallet for a dev account anvil does not unlock (index 10 and up, which no other test uses): it signs
-    messages here with the account's key; its transactions anvil sends impersonating it (given gas money)."""
-
-    from eth_account import Account
-    from eth_account.messages import encode_defunct
-
-    def rpc(method: str, params: list):
-        return httpx.post(devnet.chain.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=30).json()
-
-    def wallet(method: str, params: list):
-        if method == "personal_sign":
-            signed = Account.sign_message(encode_defunct(hexstr=params[0]), account.key)
-            return {"result": "0x" + signed.signature.hex().removeprefix("0x")}
-        return rpc(method, params)
-
-    rpc("anvil_impersonateAccount", [account.address])
-    rpc("anvil_setBalance", [account.address, hex(10**18)])
-    context = browser.new_context(viewport=viewport)
-    context.expose_function("anvilRpc", wallet)
-    context.add_init_script(f"window.__shimAccount = {json.dumps(account.address)};" + ETHEREUM_SHIM)
-    return context
-
-
 @VIEWPORTS
 @pytest.mark.holds_capacity
 def test_packages_confirm_before_paying_then_list_and_revoke_the_key(browser, devnet, shots, viewport):
@@ -106,12 +82,11 @@ def test_packages_confirm_before_paying_then_list_and_revoke_the_key(browser, de
     from backend.chain.devchain import dev_accounts
 
     phone = size_name(viewport) == "phone"
-    account = dev_accounts(20)[12 if phone else 11]
-    address = account.address
+    address = dev_accounts(20)[12 if phone else 11].address
     fund(devnet, address, one_tokens=0, usdc=10)
     usdc = token_at(devnet.chain.web3(), devnet.deployment.usdc_token)
     held = usdc.functions.balanceOf(address).call()
-    context = wallet_beyond_anvil(browser, devnet, account, viewport)
+    context = wallet_context(browser, devnet, address, viewport)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=devnet.url)
     page = context.new_page()
     page.goto(devnet.url + "/packages")
