@@ -127,12 +127,18 @@ function Purchase({ flow, onCancel }) {
   return html`
     <div class="one-card one-success">
       <h3 id="purchase-status">${`${flow.bought.name} confirmed`}</h3>
-      <div class="one-callout" role="alert" id="key-callout">
-        <p><strong>Copy it now: it is shown only this once.</strong> Chat and Images on this browser now use it; for the API, keep it somewhere safe.</p>
-        <pre class="one-key" id="api-key">${flow.key}</pre>
-        <${CopyButton} text=${flow.key} />
-      </div>
+      <${NewKey} secret=${flow.key} />
       <p class="one-muted one-mono">${`tx ${flow.tx}`}</p>
+    </div>`;
+}
+
+/** A key shown this once, with Copy (`id` names its parts: #api-key, #key-callout, #copy-key, #copy-status). */
+function NewKey({ secret, id = "api-key", prefix = "" }) {
+  return html`
+    <div class="one-callout" role="alert" id=${`${prefix}key-callout`}>
+      <p><strong>Copy it now: it is shown only this once.</strong> Chat and Images on this browser now use it; for the API, keep it somewhere safe.</p>
+      <pre class="one-key" id=${id}>${secret}</pre>
+      <${CopyButton} text=${secret} prefix=${prefix} />
     </div>`;
 }
 
@@ -159,7 +165,7 @@ function ConfirmPurchase({ pkg, from, info, onConfirm, onCancel }) {
 }
 
 /** Copy with feedback: "Copied ✓" for 2 s, or why the clipboard refused. */
-function CopyButton({ text }) {
+function CopyButton({ text, prefix = "" }) {
   const [note, setNote] = useState("");
   const timer = useRef(null);
   useEffect(() => () => clearTimeout(timer.current), []);
@@ -175,28 +181,32 @@ function CopyButton({ text }) {
   }
   return html`
     <div class="one-row">
-      <button class="one-button one-secondary" id="copy-key" onClick=${copy}>Copy</button>
-      <span class="one-muted" role="status" id="copy-status">${note}</span>
+      <button class="one-button one-secondary" id=${`${prefix}copy-key`} onClick=${copy}>Copy</button>
+      <span class="one-muted" role="status" id=${`${prefix}copy-status`}>${note}</span>
     </div>`;
 }
 
 const day = (ts) => (ts ? new Date(ts * 1000).toLocaleString() : "never");
 
-/** The signed-in account's package keys with Revoke (after a confirm). Revoking this browser's key drops it here too. */
+/** The signed-in account's package keys with Revoke or Replace (after a confirm). Revoking this browser's key
+ * drops it here too; replacing it puts the new key in its place. */
 function YourKeys({ keys, session: s }) {
   const [asking, setAsking] = useState(null); // the id whose revoke waits for confirmation
   const [status, setStatus] = useState("");
+  const [fresh, setFresh] = useState(null); // a replacement key, shown once
 
-  async function revoke(id) {
+  async function revoke(id, replace) {
     setAsking(null);
     try {
-      await api(`/one/keys/${id}/revoke`, { method: "POST", key: s.api_key });
+      const { data } = await api(`/one/keys/${id}/${replace ? "replace" : "revoke"}`, { method: "POST", key: s.api_key });
       const mine = dedicated();
       if (mine && (await keyId(mine.api_key)) === id) {
-        store.remove("dedicated");
+        if (replace) store.set("dedicated", { ...mine, api_key: data.api_key });
+        else store.remove("dedicated");
         emit("session");
       }
-      setStatus(`Key ${id.slice(0, 12)}… revoked: requests with it are refused from now on.`);
+      setFresh(replace ? data.api_key : null);
+      setStatus(`Key ${id.slice(0, 12)}… revoked: requests with it are refused from now on.${replace ? " Its package goes on with the new key below." : ""}`);
       keys.reload();
     } catch (err) {
       setStatus(`Revoke failed: ${errorText(err)}`);
@@ -221,11 +231,14 @@ function YourKeys({ keys, session: s }) {
               <td>${k.expired ? `expired ${day(k.expires_at)}` : day(k.expires_at)}</td>
               <td>${asking === k.id
                 ? html`<span class="one-row"><span>Revoke? Requests with it get 401.</span>
-                    <button class="one-button one-danger" data-testid="confirm-revoke" onClick=${() => revoke(k.id)}>Revoke</button>
+                    <button class="one-button" data-testid="confirm-replace" onClick=${() => revoke(k.id, true)}
+                      title="A new key for the same package and end date; the package's balance carries on">Replace with a new key</button>
+                    <button class="one-button one-danger" data-testid="confirm-revoke" onClick=${() => revoke(k.id, false)}>Revoke</button>
                     <button class="one-button one-secondary" data-testid="cancel-revoke" onClick=${() => setAsking(null)}>Keep</button></span>`
                 : html`<button class="one-button one-secondary" data-testid="revoke" onClick=${() => setAsking(k.id)}>Revoke…</button>`}</td>
             </tr>`)}</tbody>
         </table></div>`}
       <p class="one-muted" role="status" id="keys-status">${status}</p>
+      ${fresh && html`<${NewKey} secret=${fresh} id="replacement-key" prefix="replacement-" />`}
     </section>`;
 }

@@ -176,16 +176,21 @@ def dedicated_keys(account: str) -> list[ApiKey]:
     return sorted(keys, key=lambda k: k.created_at, reverse=True)
 
 
-def revoke_own_key(account: str, key_hash: str) -> ApiKey | None:
-    """Revoke one of `account`'s package keys; None when no such key is `account`'s (another account's key is
-    answered exactly as a missing one, so the reply tells nothing about keys the caller does not hold)."""
+def revoke_own_key(account: str, key_hash: str, replace: bool = False) -> tuple[ApiKey, str | None] | None:
+    """Revoke one of `account`'s package keys and, with `replace`, issue in the same transaction a new key for the
+    same package and expiry (a leaked key swapped without losing the package); returns (what the old key granted,
+    the new secret or None). None when no such key is `account`'s: another account's key is answered exactly
+    as a missing one, so the reply tells nothing about keys the caller does not hold."""
     with session() as db:
         key = db.get(ApiKey, key_hash)
         if key is None or key.account.lower() != account.lower() or key.lane != "dedicated":
             return None
         revoked = revoke_key(db, key_hash)
+        secret = new_secret() if replace else None
+        if secret is not None:
+            add_key(db, secret, revoked.account, revoked.lane, revoked.package, revoked.expires_at)
         db.commit()
-    return revoked
+    return revoked, secret
 
 
 def create_key(account: str, lane: str, package: str | None = None, ttl_s: float | None = SESSION_TTL_S) -> str:

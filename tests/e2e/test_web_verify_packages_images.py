@@ -129,13 +129,24 @@ def test_packages_confirm_before_paying_then_list_and_revoke_the_key(browser, de
     expect(key_row).to_contain_text("starter", timeout=10_000)
     expect(page.locator("#keys-balance")).to_contain_text("USDC left")
     shoot(page, shots, "packages", viewport)
+    chat = {"model": "tiny-chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4}
+    # A leaked key is replaced: the old one stops, this browser switches to the new one, shown once.
+    key_row.locator("[data-testid=revoke]").click()
+    key_row.locator("[data-testid=confirm-replace]").click()
+    expect(page.locator("#replacement-key")).to_have_text(re.compile(r"^one_sk_"), timeout=10_000)
+    expect(key_row).to_have_count(0)
+    replacement = page.locator("#replacement-key").inner_text().strip()
+    assert json.loads(page.evaluate("localStorage.getItem('one.dedicated')"))["api_key"] == replacement
+    assert httpx.post(f"{devnet.url}/v1/chat/completions", json=chat, headers={"authorization": f"Bearer {api_key}"}, timeout=30).status_code == 401
+    assert httpx.get(f"{devnet.url}/one/auth/me", headers={"authorization": f"Bearer {replacement}"}).json()["package"] == "starter"
+    # Revoked for good: the key stops and this browser drops it.
+    key_row = page.locator(f"#keys-table tr[data-key-id='{hashlib.sha256(replacement.encode()).hexdigest()}']")
     key_row.locator("[data-testid=revoke]").click()
     key_row.locator("[data-testid=confirm-revoke]").click()
     expect(page.locator("#keys-status")).to_contain_text("revoked", timeout=10_000)
     expect(key_row).to_have_count(0)
     assert page.evaluate("localStorage.getItem('one.dedicated')") is None  # this browser's key is dropped with it
-    chat = {"model": "tiny-chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4}
-    refused = httpx.post(f"{devnet.url}/v1/chat/completions", json=chat, headers={"authorization": f"Bearer {api_key}"}, timeout=30)
+    refused = httpx.post(f"{devnet.url}/v1/chat/completions", json=chat, headers={"authorization": f"Bearer {replacement}"}, timeout=30)
     assert refused.status_code == 401, refused.text
     context.close()
 

@@ -15,7 +15,7 @@ from backend.access import auth
 from backend.api.deps import PrincipalDep, RuntimeDep
 from backend.api.errors import ApiError
 from backend.api.routing import ReplyRouter
-from backend.api.schemas.responses import DedicatedKeys, RevokedKey
+from backend.api.schemas.responses import DedicatedKeys, ReplacedKey, RevokedKey
 from backend.money import ledger
 
 router = ReplyRouter(prefix="/one", tags=["account"])
@@ -39,12 +39,28 @@ async def list_keys(principal: PrincipalDep) -> dict[str, Any]:
     return {"account": account, "balance": balance, "unit": "usdc", "data": data}
 
 
-@router.post("/keys/{key_id}/revoke", response_model=RevokedKey)
-async def revoke(principal: PrincipalDep, rt: RuntimeDep,
-                 key_id: str = Path(pattern=r"^[0-9a-f]{64}$", description="the key's id from GET /one/keys")) -> dict[str, Any]:  # fmt: skip
-    """Revoke one of the caller's package keys: /v1 answers it 401 from now on."""
+KeyId = Path(pattern=r"^[0-9a-f]{64}$", description="the key's id from GET /one/keys")
+
+
+async def _revoke(principal: auth.Principal, key_id: str, replace: bool) -> str | None:
     account = _session_owner(principal)
-    if await asyncio.to_thread(auth.revoke_own_key, account, key_id) is None:
+    done = await asyncio.to_thread(auth.revoke_own_key, account, key_id, replace)
+    if done is None:
         raise ApiError(404, "You hold no package key with this id.", "key_not_found", param="key_id")
+    return done[1]
+
+
+@router.post("/keys/{key_id}/revoke", response_model=RevokedKey)
+async def revoke(principal: PrincipalDep, rt: RuntimeDep, key_id: str = KeyId) -> dict[str, Any]:
+    """Revoke one of the caller's package keys: /v1 answers it 401 from now on."""
+    await _revoke(principal, key_id, replace=False)
     rt.refresh_reserved()  # a revoked package no longer holds reserved capacity
     return {"id": key_id, "revoked": True}
+
+
+@router.post("/keys/{key_id}/replace", response_model=ReplacedKey)
+async def replace(principal: PrincipalDep, key_id: str = KeyId) -> dict[str, Any]:
+    """Revoke one of the caller's package keys and get a new one for the same package and expiry, shown once
+    (for a key that leaked: the package, its balance and its reserved capacity carry on)."""
+    secret = await _revoke(principal, key_id, replace=True)
+    return {"id": key_id, "revoked": True, "api_key": secret, "new_id": auth.hash_key(secret)}

@@ -615,3 +615,8 @@ class DedicatedKeys(Reply):
 class RevokedKey(Reply):
     id: str
     revoked: Literal[True]
+
+
+class ReplacedKey(RevokedKey):
+    api_key: str = Field(description="the new key, shown this once")
+    new_id: str
