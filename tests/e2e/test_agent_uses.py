@@ -180,7 +180,7 @@ def agents_page_shows_wallet(devnet, key: str, name: str, wallet: str) -> None:
     """The Agents page row names the agent's wallet, so its owner can fund it."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.e2e.test_web_app import CHROMIUM, CHROMIUM_ARGS
+    from tests.e2e.web import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

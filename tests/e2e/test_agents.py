@@ -99,7 +99,7 @@ def agents_page_shows(devnet, key: str, run: dict) -> None:
     """The Agents page (with the key in this browser's storage) lists the run and its receipt trail."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.e2e.test_web_app import CHROMIUM, CHROMIUM_ARGS
+    from tests.e2e.web import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

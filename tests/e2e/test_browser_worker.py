@@ -12,7 +12,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from backend.trust.verify import verify_chain
 from tests.conftest import E2E_ENV, own_network
-from tests.e2e.test_web_app import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.web import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.own_network]
 SENTENCES = [

@@ -13,7 +13,7 @@ import redis
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import free_port
-from tests.e2e.test_web_app import CHROMIUM, CHROMIUM_ARGS, send_chat
+from tests.e2e.web import CHROMIUM, CHROMIUM_ARGS, send_chat
 
 pytestmark = [pytest.mark.e2e, pytest.mark.own_network]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

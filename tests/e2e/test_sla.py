@@ -136,7 +136,7 @@ def pages_show(net) -> None:
     the operator dashboard lists the periods with their breaches and credits."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.e2e.test_web_app import CHROMIUM, CHROMIUM_ARGS, dev_account, wallet_context
+    from tests.e2e.web import CHROMIUM, CHROMIUM_ARGS, dev_account, wallet_context
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
