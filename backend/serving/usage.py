@@ -63,16 +63,40 @@ def tokenizer_counter(source: str | None) -> Callable[[str], int]:
     `builtin:tiny` (the dev models' byte-level BPE, built here from its corpus), `package:<module>/<file>`
     (a tokenizer.json shipped in a Python package), `file:<path>` or `hf:<repo>` (a Hugging Face repo in
     the local cache). Falls back to UTF-8 bytes when the source is missing or cannot be loaded."""
+    tokenizer = _tokenizer(source)
+    if tokenizer is None:
+        return lambda text: len(text.encode("utf-8"))
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids) if text else 0
+
+
+@lru_cache(maxsize=32)
+def _tokenizer(source: str | None) -> Tokenizer | None:
+    """The tokenizer a catalog entry names, loaded once (None where it cannot be)."""
     try:
         tokenizer = _load_tokenizer(source) if source else None
     except Exception as exc:  # an unreachable hub, a missing package: count bytes, never more than that
         log.warning("tokenizer %s unavailable (%s): counting UTF-8 bytes instead", source, exc)
         tokenizer = None
-    if tokenizer is None:
-        return lambda text: len(text.encode("utf-8"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids) if text else 0
+    if tokenizer is not None:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+    if source:
+        _loaded[source] = tokenizer
+    return tokenizer
+
+
+_loaded: dict[str, Tokenizer | None] = {}  # what _tokenizer has loaded (or failed to), by source
+
+
+def ready_tokenizer(source: str | None) -> Tokenizer | None:
+    """The tokenizer for a quote, which must never wait on a download: a local one (builtin, a package's or a
+    file's) is loaded now; a Hugging Face repo only once billing has loaded it (at that model's first answer),
+    since fetching one can take minutes or hang where the hub is unreachable."""
+    if not source:
+        return None
+    if source.split(":", 1)[0] in ("builtin", "package", "file"):
+        return _tokenizer(source)
+    return _loaded.get(source)
 
 
 def _load_tokenizer(source: str) -> Tokenizer:
@@ -128,7 +152,10 @@ def _message_tokens(tokens: Callable[[str], int], message: Any) -> int:
 def prompt_fit(model: CatalogModel, body: dict[str, Any]) -> dict[str, Any]:
     """How much of the model's context a chat request's prompt takes, counted with the model's own tokenizer:
     per message (so a client can drop the oldest turns that no longer fit) and in all, with the generation
-    prompt that opens the answer."""
+    prompt that opens the answer. Empty while the tokenizer is not at hand (ready_tokenizer): a byte count would
+    refuse prompts that fit, and the worker refuses what does not fit anyway, uncharged."""
+    if ready_tokenizer(model.tokenizer) is None:
+        return {}
     tokens = tokenizer_counter(model.tokenizer)
     messages = body.get("messages") if isinstance(body.get("messages"), list) else []
     per_message = [_message_tokens(tokens, m) for m in messages]

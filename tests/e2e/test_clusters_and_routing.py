@@ -61,9 +61,10 @@ def test_cluster_nodes_private_models_and_consent(devnet, tiny_models):
     devnet.start_worker("cluster-node", "--engine", f"transformers:tiny-chat={tiny}", "--engine", f"transformers:acme-tiny={tiny}",
                         "--cluster", wallet.address, "--slots", "2")  # fmt: skip
     try:
-        time.sleep(8)  # it has said hello (and been refused) a few times by now
+        # Refused at its hello (it keeps retrying): waited for in its log, since a loaded machine takes a while to start it.
+        log = devnet.log_dir / "cluster-node.log"
+        assert _until(lambda: log.exists() and "has not consented" in log.read_text())
         assert node_id not in _workers(devnet)
-        assert "has not consented" in (devnet.log_dir / "cluster-node.log").read_text()
 
         # Consent; a key of no Cluster package (a sign-in session here) cannot consent to anything. (No Pro is bought
         # here: its reserved slot would hold devnet capacity for the tests after this one.)

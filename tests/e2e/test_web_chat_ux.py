@@ -277,6 +277,7 @@ def test_a_message_can_be_copied_regenerated_and_edited_and_each_chat_keeps_its_
         page.locator("#chat-drawer > summary").click()
     current = page.locator("#conversation-list li.active")
     current.get_by_role("button", name="Rename edited question").click()
+    expect(page.get_by_label("Chat name")).to_be_focused()
     page.keyboard.type("My renamed chat")
     page.keyboard.press("Enter")
     expect(current.locator(".one-conv")).to_have_text("My renamed chat")
