@@ -49,7 +49,7 @@ class VerifyState(rx.State):
 
     @rx.event
     def submit(self, form: dict):
-        self._check(self.receipts_text, str(form.get("output") or ""), str(form.get("coordinator") or "").strip())
+        self._check(self.receipts_text, carried_or_typed(form), str(form.get("coordinator") or "").strip())
 
     @rx.event
     async def upload(self, files: list[rx.UploadFile]):
@@ -77,6 +77,20 @@ class VerifyState(rx.State):
         self.summary = f"{len(rows)} receipt{'s' if len(rows) != 1 else ''}: " + ("all checks pass" if report.ok else "verification FAILED")
 
 
+def carried_or_typed(form: dict) -> str:
+    """The output to check: the answer a receipt badge carried, exactly (JSON-encoded in a hidden field, since a
+    textarea rewrites "\r" and drops NUL, which a model may emit), else what was typed into the output box."""
+    carried = form.get("output_json")
+    if carried:
+        try:
+            answer = json.loads(carried)
+        except ValueError:
+            answer = None
+        if isinstance(answer, str):
+            return answer
+    return str(form.get("output") or "")
+
+
 def _row(row: dict) -> rx.Component:
     return rx.table.row(
         rx.table.cell(row["seq"]),
@@ -101,6 +115,7 @@ def verify_page() -> rx.Component:
                              read_only=~VerifyState.is_hydrated,
                              placeholder="Paste a receipt, a list, JSON lines, or a /v1 reply that carries one", rows="10", width="100%"),  # fmt: skip
                 rx.text_area(name="output", id="output-input", placeholder="Optional: the answer text (or embedding vectors as JSON) to check against output_digest", rows="3", width="100%"),
+                rx.el.input(type="hidden", name="output_json", id="output-json"),  # a badge's answer, exactly (assets/web/verify.js)
                 rx.input(name="coordinator", id="coordinator-input", placeholder="Optional: pin the coordinator public key (hex)", width="100%"),
                 rx.hstack(
                     rx.button("Verify", type="submit", id="verify-button"),

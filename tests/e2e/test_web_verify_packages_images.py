@@ -20,33 +20,19 @@ BADGE = re.compile(r"^✓ receipt [0-9a-f]{8}… · [0-9.]+ credits · Included$
 OUTPUT_COLUMN = 8  # "#", "Receipt", five checks before it; 1-based for :nth-child
 
 
-def _textarea_keeps(text: str) -> bool:
-    return "\r" not in text and "\x00" not in text  # a textarea turns "\r" into "\n" and drops NUL: the tiny model emits any byte
-
-
 @VIEWPORTS
 def test_verify_from_a_chat_badge_checks_the_output_and_reads_in_words(browser, devnet, shots, viewport):
     context = browser.new_context(viewport=viewport)
     page = context.new_page()
     page.goto(devnet.url + "/")
-    # Short answers: the random tiny model's bytes often hold a "\r" or a NUL, which a textarea changes (and Verify
-    # then leaves the output unchecked); four tokens rarely do.
-    page.locator("#new-chat").click()
-    page.locator("#chat-settings > summary").click()
-    page.locator("#setting-max-tokens").fill("4")
-    page.locator("#chat-settings > summary").click()
-    for attempt in range(6):  # until the random tiny model answers in text a textarea keeps as is
-        send_chat(page, f"say something ({attempt})")
-        badge = page.locator(".one-assistant [data-testid=receipt-badge]").nth(attempt)
-        expect(badge).to_be_visible(timeout=60_000)
-        receipt_hash = badge.get_attribute("data-hash")
-        badge.click()
-        expect(page.locator("#verify-summary")).to_be_visible(timeout=30_000)
-        if _textarea_keeps(page.evaluate(f"sessionStorage.getItem('one.answer.{receipt_hash}')") or ""):
-            break
-        page.go_back()
-    else:
-        pytest.fail("every answer held a character a textarea changes")
+    send_chat(page, "say something")
+    badge = page.locator(".one-assistant [data-testid=receipt-badge]")
+    expect(badge).to_be_visible(timeout=60_000)
+    receipt_hash = badge.get_attribute("data-hash")
+    # The random tiny model emits any byte, "\r" and NUL included, which a textarea would rewrite: the answer is
+    # checked exactly as answered all the same.
+    badge.click()
+    expect(page.locator("#verify-summary")).to_be_visible(timeout=30_000)
     row = page.locator("#verify-table tbody tr").first
     # the answer the badge carried is filled in and checked: the Output column turns from "–" to ✓
     expect(row.locator(f"td:nth-child({OUTPUT_COLUMN})")).to_have_text("✓", timeout=30_000)
