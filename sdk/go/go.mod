@@ -1,0 +1,3 @@
+module github.com/one-network/sdk-go
+
+go 1.19
