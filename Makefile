@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 3000
 
-.PHONY: run test setup setup-test chromium clean bench
+.PHONY: run test setup setup-test chromium golang clean bench
 
 # Listens on 127.0.0.1 only; `make run ONE_HOST=0.0.0.0` serves other machines too (make passes ONE_* through).
 run: setup
@@ -17,7 +17,7 @@ test: setup-test
 
 setup: $(VENV)/.installed node_modules/.installed
 
-setup-test: setup $(VENV)/.installed-test chromium
+setup-test: setup $(VENV)/.installed-test chromium golang
 
 # Both distributions, editable: the coordinator (pyproject.toml) and the node worker with its local engines
 # (worker/pyproject.toml), which brings `one worker` and `one-worker`.
@@ -38,6 +38,10 @@ node_modules/.installed: package.json package-lock.json
 # Debian chromium for the browser tests (Playwright drives it; it never downloads a browser).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# Go from Debian for the Go SDK's tests (standard library only: no module is fetched from anywhere).
+golang:
+	@command -v go >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q golang-go; }
 
 clean:
 	rm -rf $(VENV) node_modules .web .states test-output
