@@ -17,7 +17,7 @@ test: setup-test
 
 setup: $(VENV)/.installed node_modules/.installed
 
-setup-test: setup $(VENV)/.installed-test chromium golang
+setup-test: setup $(VENV)/.installed-test chromium golang sdk/typescript/node_modules/.installed
 
 # Both distributions, editable: the coordinator (pyproject.toml) and the node worker with its local engines
 # (worker/pyproject.toml), which brings `one worker` and `one-worker`.
@@ -38,6 +38,11 @@ node_modules/.installed: package.json package-lock.json
 # Debian chromium for the browser tests (Playwright drives it; it never downloads a browser).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# The TypeScript SDK's own npm packages (the official openai client, pinned in its lock file).
+sdk/typescript/node_modules/.installed: sdk/typescript/package.json sdk/typescript/package-lock.json
+	cd sdk/typescript && npm ci --no-audit --no-fund
+	touch $@
 
 # Go from Debian for the Go SDK's tests (standard library only: no module is fetched from anywhere).
 golang:
