@@ -16,6 +16,7 @@ from one_sdk import (  # noqa: E402  (tests/sdk/conftest.py puts it on the path)
     One,
     ReceiptError,
     parse_receipts,
+    read_anchored_root,
     verify_chain,
     verify_proof,
 )
@@ -106,3 +107,14 @@ def test_the_readme_example_runs(devnet):
     done = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert re.search(r" [0-9a-f]{64} True ", done.stdout), done.stdout
+
+
+@pytest.mark.e2e
+def test_the_anchored_root_is_read_from_the_epoch_anchor_contract(devnet):
+    """An epoch not anchored yet reads as zeros from the devnet's real EpochAnchor, so a proof checked against it fails
+    its `anchored` check; the root the head names passes it."""
+    unanchored = read_anchored_root(devnet.chain.rpc_url, devnet.deployment.anchor, 10**9)
+    assert unanchored == "0" * 64
+    valid = next(c["proof"] for c in load("proofs.json")["proofs"] if c["name"] == "valid")
+    assert verify_proof(valid, anchored_root=unanchored)["anchored"] is False
+    assert verify_proof(valid, anchored_root="0x" + valid["head"]["root"])["anchored"] is True

@@ -230,3 +230,16 @@ def verify_proof(proof: Mapping[str, Any], coordinator: str | None = None, ancho
     if anchored_root is not None:
         checks["anchored"] = anchored_root.removeprefix("0x") == head["root"]
     return checks
+
+
+ROOTS_ABI = [{"name": "roots", "type": "function", "stateMutability": "view", "inputs": [{"name": "epoch", "type": "uint256"}],
+              "outputs": [{"name": "", "type": "bytes32"}]}]  # fmt: skip
+
+
+def read_anchored_root(rpc_url: str, anchor_address: str, epoch: int) -> str:
+    """The root anchored for `epoch` in the EpochAnchor contract, read with web3 (`pip install one-network-sdk[chain]`),
+    as 64 hex digits (zeros while the epoch is not anchored). Pass it to verify_proof(..., anchored_root=...)."""
+    from web3 import Web3
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    return bytes(w3.eth.contract(address=Web3.to_checksum_address(anchor_address), abi=ROOTS_ABI).functions.roots(epoch).call()).hex()
