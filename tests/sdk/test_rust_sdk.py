@@ -76,7 +76,7 @@ def test_a_streamed_chat_and_an_embedding_through_the_rust_sdk_verify_and_a_tamp
     checks = {"hash": True, "coordinator_sig": True, "worker_sig": True, "request": True, "output": True}
     assert out["chat"]["deltas"] >= 2 and out["chat"]["ok"] and out["chat"]["checks"] == checks, out["chat"]  # streamed, then checked whole
     assert out["chat"]["kind"] == "chat" and re.fullmatch(r"[0-9a-f]{64}", out["chat"]["hash"])
-    assert re.fullmatch(r"[0-9a-f]{32,}", out["chat"]["request_salt"]) and out["chat"]["lane"], out["chat"]
+    assert re.fullmatch(r"[0-9a-f]{32,}", out["chat"]["request_salt"]), out["chat"]  # x-one-lane and the rest come to signed-in callers only
     assert out["embedding"]["ok"] and out["embedding"]["checks"] == checks and out["embedding"]["count"] == 2, out["embedding"]
     assert out["embedding"]["kind"] == "embedding" and out["embedding"]["dims"] > 0
     assert out["chain_ok"] == [True, True]
@@ -101,4 +101,4 @@ def test_the_readme_example_runs(devnet, tmp_path):
     run_env = {**env(), "CARGO_TARGET_DIR": str(RUST_SDK / "target")}
     done = subprocess.run([cargo(), "run", "--offline", "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=run_env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"^[0-9a-f]{64} true \S+", done.stdout, re.M), done.stdout
+    assert re.search(r"^[0-9a-f]{64} true", done.stdout, re.M), done.stdout
