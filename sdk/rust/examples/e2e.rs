@@ -30,8 +30,8 @@ fn run(url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let data = embedded.body["data"].as_array().cloned().unwrap_or_default();
 
     // Each receipt verifies alone as a chain segment; a copy with its charge changed does not.
-    let chain_ok: Vec<bool> = [&chat.receipt, &embedded.receipt]
-        .iter().map(|r| verify_chain(&[(*r).clone()], None).iter().all(Verdict::ok)).collect();
+    let chain_ok: Vec<bool> =
+        [&chat.receipt, &embedded.receipt].iter().map(|r| verify_chain(&[(*r).clone()], None).iter().all(Verdict::ok)).collect();
     let mut forged = chat.receipt.clone();
     let amount = forged["charge"]["amount"].as_i64().ok_or("charge.amount is not an integer")?;
     forged["charge"]["amount"] = json!(amount + 1);

@@ -27,7 +27,7 @@ pub fn format_number(f: f64) -> Result<String, String> {
         return Ok("0".into()); // -0 too
     }
     let abs = f.abs();
-    if abs < 1e-6 || abs >= 1e21 {
+    if !(1e-6..1e21).contains(&abs) {
         let s = format!("{f:e}"); // Rust writes 1e21, 1.5e300, 1e-7
         let (mantissa, exp) = s.split_once('e').unwrap();
         let sign = if exp.starts_with('-') { "" } else { "+" };

@@ -82,6 +82,9 @@ fn http<E: fmt::Display>(e: E) -> Error {
     Error::Http(e.to_string())
 }
 
+/// A status, the headers (lowercase names) and a reader over the body.
+type Response = (u16, Vec<(String, String)>, Box<dyn BufRead>);
+
 /// The client. `Client::new("http://127.0.0.1:3000").verify()` checks every reply and errs when one does not pass.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -155,7 +158,7 @@ impl Client {
         Ok(reply)
     }
 
-    fn post(&self, path: &str, sent: &[u8], accept: &str) -> Result<(u16, Vec<(String, String)>, Box<dyn BufRead>), Error> {
+    fn post(&self, path: &str, sent: &[u8], accept: &str) -> Result<Response, Error> {
         let mut conn = TcpStream::connect((self.host.as_str(), self.port)).map_err(http)?;
         let mut head = format!(
             "POST {}{path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nAccept: {accept}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: one-sdk-rust/0.1.0\r\n",
@@ -169,7 +172,8 @@ impl Client {
         let mut reader = BufReader::new(conn);
         let mut line = String::new();
         reader.read_line(&mut line).map_err(http)?;
-        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| http(format!("bad status line: {line:?}")))?;
+        let status: u16 =
+            line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| http(format!("bad status line: {line:?}")))?;
         let mut headers = Vec::new();
         loop {
             line.clear();
@@ -181,7 +185,7 @@ impl Client {
             }
         }
         let header = |k: &str| headers.iter().find(|h| h.0 == k).map(|h| h.1.to_ascii_lowercase());
-        let body: Box<dyn BufRead> = if header("transfer-encoding").map_or(false, |t| t.contains("chunked")) {
+        let body: Box<dyn BufRead> = if header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
             Box::new(BufReader::new(Chunked { inner: reader, left: 0, done: false }))
         } else if let Some(n) = header("content-length").and_then(|n| n.parse::<u64>().ok()) {
             Box::new(BufReader::new(reader.take(n)))
@@ -229,10 +233,8 @@ impl Client {
         self.call("/v1/embeddings", &body, |v| {
             let mut data: Vec<&Value> = v.get("data").and_then(Value::as_array).ok_or("no data")?.iter().collect();
             data.sort_by_key(|e| e.get("index").and_then(Value::as_i64).unwrap_or(0));
-            let vectors: Option<Vec<Vec<f64>>> = data
-                .iter()
-                .map(|e| e.get("embedding")?.as_array()?.iter().map(Value::as_f64).collect())
-                .collect();
+            let vectors: Option<Vec<Vec<f64>>> =
+                data.iter().map(|e| e.get("embedding")?.as_array()?.iter().map(Value::as_f64).collect()).collect();
             Ok(embedding_output_digest(&vectors.ok_or("an embedding is not a list of numbers")?))
         })
     }
@@ -242,8 +244,13 @@ impl Client {
         let mut body = body;
         body["response_format"] = json!("b64_json");
         self.call("/v1/images/generations", &body, |v| {
-            let pngs: Option<Vec<Vec<u8>>> = v.get("data").and_then(Value::as_array).ok_or("no data")?
-                .iter().map(|im| base64_decode(im.get("b64_json")?.as_str()?)).collect();
+            let pngs: Option<Vec<Vec<u8>>> = v
+                .get("data")
+                .and_then(Value::as_array)
+                .ok_or("no data")?
+                .iter()
+                .map(|im| base64_decode(im.get("b64_json")?.as_str()?))
+                .collect();
             Ok(image_output_digest(&pngs.ok_or("an image is not base64")?))
         })
     }
@@ -260,7 +267,17 @@ impl Client {
             let _ = reader.read_to_string(&mut text);
             return Err(Error::Http(format!("HTTP {status}: {text}")));
         }
-        Ok(ChatStream { client: self.clone(), reader, sent, headers, choices: BTreeMap::new(), last: Value::Null, text: String::new(), err: None, done: false })
+        Ok(ChatStream {
+            client: self.clone(),
+            reader,
+            sent,
+            headers,
+            choices: BTreeMap::new(),
+            last: Value::Null,
+            text: String::new(),
+            err: None,
+            done: false,
+        })
     }
 }
 
@@ -433,7 +450,8 @@ impl<R: BufRead> Read for Chunked<R> {
                 self.inner.read_line(&mut line)?; // the CRLF after the previous chunk
             }
             let size = line.trim().split(';').next().unwrap_or("");
-            self.left = usize::from_str_radix(size, 16).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad chunk size {line:?}")))?;
+            self.left = usize::from_str_radix(size, 16)
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad chunk size {line:?}")))?;
             if self.left == 0 {
                 self.done = true;
                 return Ok(0);

@@ -9,6 +9,6 @@ pub mod client;
 pub mod receipts;
 
 pub use canonical::{canonical, canonicalize_json, format_number};
-pub use client::{Account, ChatStream, Client, Error, Reply, ReceiptError};
+pub use client::{Account, ChatStream, Client, Error, ReceiptError, Reply};
 pub use receipts::*;
 pub use serde_json::{json, Value};

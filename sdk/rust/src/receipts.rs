@@ -17,8 +17,26 @@ pub const GENESIS_PREV: &str = "000000000000000000000000000000000000000000000000
 const ENVELOPE_KEYS: [&str; 2] = ["hash", "sig"];
 const USAGE_KEYS: [&str; 3] = ["input_tokens", "output_tokens", "images"];
 const OPTIONAL_COMMITMENTS: [&str; 3] = ["logprobs_digest", "sampling_seed", "tokens_digest"];
-const REQUIRED: [&str; 18] = ["v", "seq", "prev", "ts", "job", "kind", "lane", "account", "model", "request_digest",
-    "output_digest", "usage", "charge", "worker", "parent", "coordinator", "hash", "sig"];
+const REQUIRED: [&str; 18] = [
+    "v",
+    "seq",
+    "prev",
+    "ts",
+    "job",
+    "kind",
+    "lane",
+    "account",
+    "model",
+    "request_digest",
+    "output_digest",
+    "usage",
+    "charge",
+    "worker",
+    "parent",
+    "coordinator",
+    "hash",
+    "sig",
+];
 
 /// A receipt: a JSON object.
 pub type Receipt = Map<String, Value>;
@@ -209,7 +227,8 @@ pub fn verify_receipt(receipt: &Receipt, coordinator: Option<&str>) -> Verdict {
 }
 
 fn verify_receipt_pinned(receipt: &Receipt, coordinator: Option<&Value>) -> Verdict {
-    let mut verdict = Verdict { seq: receipt.get("seq").cloned().unwrap_or(Value::Null), hash: str_of(receipt.get("hash")), ..Default::default() };
+    let mut verdict =
+        Verdict { seq: receipt.get("seq").cloned().unwrap_or(Value::Null), hash: str_of(receipt.get("hash")), ..Default::default() };
     let missing: Vec<&str> = REQUIRED.iter().copied().filter(|k| !receipt.contains_key(*k)).collect();
     if !missing.is_empty() {
         verdict.fail("shape", Some(&format!("missing fields: {}", missing.join(", "))));
@@ -370,11 +389,21 @@ pub fn verify_proof(proof: &Value, coordinator: Option<&str>, anchored_root: Opt
     checks.set("head_hash", Some(&Value::String(receipt_hash(head)?)) == head.get("hash"));
     checks.set("head_sig", ed25519_ok(&s(head, "coordinator")?, &from_hex(&s(head, "hash")?)?, &s(head, "sig")?));
     let size = p.get("tree_size").and_then(Value::as_u64).ok_or("tree_size")?;
-    let path: Vec<Vec<u8>> = p.get("audit_path").and_then(Value::as_array).ok_or("audit_path")?
-        .iter().map(|x| from_hex(x.as_str().unwrap_or("?"))).collect::<Result<_, _>>()?;
+    let path: Vec<Vec<u8>> = p
+        .get("audit_path")
+        .and_then(Value::as_array)
+        .ok_or("audit_path")?
+        .iter()
+        .map(|x| from_hex(x.as_str().unwrap_or("?")))
+        .collect::<Result<_, _>>()?;
     let inclusion = p.get("tree_size") == head.get("size")
-        && verify_inclusion(p.get("leaf_index").and_then(Value::as_u64).ok_or("leaf_index")?, size,
-            &from_hex(&s(p, "receipt")?)?, &path, &from_hex(&s(head, "root")?)?);
+        && verify_inclusion(
+            p.get("leaf_index").and_then(Value::as_u64).ok_or("leaf_index")?,
+            size,
+            &from_hex(&s(p, "receipt")?)?,
+            &path,
+            &from_hex(&s(head, "root")?)?,
+        );
     checks.set("inclusion", inclusion);
     if let Some(c) = coordinator {
         checks.set("coordinator_key", head.get("coordinator").and_then(Value::as_str) == Some(c));

@@ -76,11 +76,17 @@ fn fake_coordinator(n: usize, tamper: bool) -> String {
                     ("Content-Type: application/json\r\n", format!("Content-Length: {}\r\n\r\n{text}", text.len()).into_bytes())
                 }
                 ("/v1/chat/completions", true) => {
-                    let digest = chat_output_digest(&[Answer { index: 0, content: json!("Hello world"), tool_calls: Value::Null }]).unwrap();
-                    let events: Vec<String> = [json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}}]}),
+                    let digest =
+                        chat_output_digest(&[Answer { index: 0, content: json!("Hello world"), tool_calls: Value::Null }]).unwrap();
+                    let events: Vec<String> = [
+                        json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}}]}),
                         json!({"choices": [{"index": 0, "delta": {"content": " world"}}]}),
-                        json!({"choices": [], "receipt": receipt_for("chat", &body, salt, &digest), "request_salt": salt})]
-                        .iter().map(|e| format!("data: {e}\n\n")).chain(["data: [DONE]\n\n".to_string()]).collect();
+                        json!({"choices": [], "receipt": receipt_for("chat", &body, salt, &digest), "request_salt": salt}),
+                    ]
+                    .iter()
+                    .map(|e| format!("data: {e}\n\n"))
+                    .chain(["data: [DONE]\n\n".to_string()])
+                    .collect();
                     let mut out = b"Transfer-Encoding: chunked\r\n\r\n".to_vec();
                     out.extend(chunked(&events));
                     ("Content-Type: text/event-stream\r\n", out)
@@ -116,9 +122,14 @@ fn the_client_checks_every_kind_of_reply() {
     let client = Client::new(&fake_coordinator(4, false)).verify();
     let reply = client.chat(json!({"model": "tiny-chat", "messages": [{"role": "user", "content": "Grüße 😀"}], "tools": []})).unwrap();
     assert!(reply.verdict.ok(), "{:?}", reply.verdict);
-    assert_eq!(reply.verdict.checks.to_json(), json!({"hash": true, "coordinator_sig": true, "worker_sig": true, "request": true, "output": true}));
-    assert_eq!((reply.account.lane.as_str(), reply.account.balance, reply.account.unit.as_str(), reply.account.refresh_in),
-               ("included", Some(41.5), "credit", Some(60.0)));
+    assert_eq!(
+        reply.verdict.checks.to_json(),
+        json!({"hash": true, "coordinator_sig": true, "worker_sig": true, "request": true, "output": true})
+    );
+    assert_eq!(
+        (reply.account.lane.as_str(), reply.account.balance, reply.account.unit.as_str(), reply.account.refresh_in),
+        ("included", Some(41.5), "credit", Some(60.0))
+    );
     assert_eq!(reply.account.rate_limits["x-ratelimit-remaining-requests"], "9");
     assert_eq!(reply.request_salt, "00112233445566778899aabbccddeeff");
 

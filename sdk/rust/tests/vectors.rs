@@ -4,7 +4,8 @@ use one_sdk::*;
 use std::path::PathBuf;
 
 fn vectors(name: &str) -> Value {
-    let dir = std::env::var("ONE_VECTORS").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors"));
+    let dir =
+        std::env::var("ONE_VECTORS").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors"));
     let text = std::fs::read_to_string(dir.join(name)).expect("the shared vectors");
     serde_json::from_str(&text).unwrap()
 }
@@ -34,9 +35,21 @@ fn canonical_json_matches_every_vector() {
 
 #[test]
 fn numbers_as_ecmascript_writes_them() {
-    for (f, want) in [(1e21, "1e+21"), (1e20, "100000000000000000000"), (1e-7, "1e-7"), (1e-6, "0.000001"), (5e-324, "5e-324"),
-        (0.1, "0.1"), (-2.25, "-2.25"), (1.5e300, "1.5e+300"), (2.5e-10, "2.5e-10"), (123456789.123, "123456789.123"), (-0.0, "0"),
-        (9007199254740993.0, "9007199254740992"), (1e300 * 10.0, "1e+301")] {
+    for (f, want) in [
+        (1e21, "1e+21"),
+        (1e20, "100000000000000000000"),
+        (1e-7, "1e-7"),
+        (1e-6, "0.000001"),
+        (5e-324, "5e-324"),
+        (0.1, "0.1"),
+        (-2.25, "-2.25"),
+        (1.5e300, "1.5e+300"),
+        (2.5e-10, "2.5e-10"),
+        (123456789.123, "123456789.123"),
+        (-0.0, "0"),
+        (9007199254740993.0, "9007199254740992"),
+        (1e300 * 10.0, "1e+301"),
+    ] {
         assert_eq!(format_number(f).unwrap(), want, "{f}");
     }
     assert!(format_number(f64::NAN).is_err());
@@ -77,11 +90,13 @@ fn request_and_output_digests() {
     for o in outputs {
         let got = match o["kind"].as_str().unwrap() {
             "chat" => {
-                let answers: Vec<Answer> = list(&o["choices"]).iter().map(|c| answer_of(&json!({"index": c["index"], "message": c}))).collect();
+                let answers: Vec<Answer> =
+                    list(&o["choices"]).iter().map(|c| answer_of(&json!({"index": c["index"], "message": c}))).collect();
                 chat_output_digest(&answers).unwrap()
             }
             "embedding" => {
-                let vectors: Vec<Vec<f64>> = list(&o["vectors"]).iter().map(|v| list(v).iter().map(|x| x.as_f64().unwrap()).collect()).collect();
+                let vectors: Vec<Vec<f64>> =
+                    list(&o["vectors"]).iter().map(|v| list(v).iter().map(|x| x.as_f64().unwrap()).collect()).collect();
                 embedding_output_digest(&vectors)
             }
             "image" => {
@@ -127,7 +142,13 @@ fn inclusion_proofs_for_trees_of_1_to_17_leaves() {
 #[test]
 fn parse_receipts_reads_every_form() {
     let r = r#"{"seq":0,"hash":"ab"}"#;
-    for text in [format!("[{r}]"), r.to_string(), format!(r#"{{"receipts":[{r}]}}"#), format!("{r}\n\n{r}\n"), format!(r#"{{"receipt":{r},"id":"x"}}"#)] {
+    for text in [
+        format!("[{r}]"),
+        r.to_string(),
+        format!(r#"{{"receipts":[{r}]}}"#),
+        format!("{r}\n\n{r}\n"),
+        format!(r#"{{"receipt":{r},"id":"x"}}"#),
+    ] {
         let got = parse_receipts(&text).unwrap();
         assert_eq!(got[0]["hash"], "ab", "{text}");
     }
