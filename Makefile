@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 3000
 
-.PHONY: run test setup setup-test chromium golang clean bench
+.PHONY: run test setup setup-test chromium golang rustcrates clean bench
 
 # Listens on 127.0.0.1 only; `make run ONE_HOST=0.0.0.0` serves other machines too (make passes ONE_* through).
 run: setup
@@ -17,7 +17,7 @@ test: setup-test
 
 setup: $(VENV)/.installed node_modules/.installed
 
-setup-test: setup $(VENV)/.installed-test chromium golang sdk/typescript/node_modules/.installed
+setup-test: setup $(VENV)/.installed-test chromium golang rustcrates sdk/typescript/node_modules/.installed
 
 # Both distributions, editable: the coordinator (pyproject.toml) and the node worker with its local engines
 # (worker/pyproject.toml), which brings `one worker` and `one-worker`.
@@ -47,6 +47,11 @@ sdk/typescript/node_modules/.installed: sdk/typescript/package.json sdk/typescri
 # Go from Debian for the Go SDK's tests (standard library only: no module is fetched from anywhere).
 golang:
 	@command -v go >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q golang-go; }
+
+# The Rust SDK's crates, from Debian's packaged sources (a directory registry, sdk/rust/.cargo/config.toml): nothing
+# is fetched from crates.io.
+rustcrates:
+	@ls -d /usr/share/cargo/registry/ring-* /usr/share/cargo/registry/sha2-* /usr/share/cargo/registry/serde_json-* >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q librust-ring-dev librust-sha2-dev librust-serde-json-dev; }
 
 clean:
 	rm -rf $(VENV) node_modules .web .states test-output
