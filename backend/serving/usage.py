@@ -160,12 +160,18 @@ def prompt_fit(model: CatalogModel, body: dict[str, Any]) -> dict[str, Any]:
     messages = body.get("messages") if isinstance(body.get("messages"), list) else []
     per_message = [_message_tokens(tokens, m) for m in messages]
     generation_prompt = 3  # "<|im_start|>assistant\n" and its kin
-    return {"prompt_tokens": _prompt_tokens(tokens, body) + generation_prompt, "message_tokens": per_message, "context": model.context}
+    return {"prompt_tokens": sum(per_message) + _tokens_beside_messages(tokens, body) + generation_prompt, "message_tokens": per_message,
+            "context": model.context}  # fmt: skip
 
 
 def _prompt_tokens(tokens: Callable[[str], int], body: dict[str, Any]) -> int:
     """Tokens of the prompt's text (messages, or a completion prompt) plus the tools it declares."""
-    total = sum(_message_tokens(tokens, m) for m in body.get("messages") or [])
+    return sum(_message_tokens(tokens, m) for m in body.get("messages") or []) + _tokens_beside_messages(tokens, body)
+
+
+def _tokens_beside_messages(tokens: Callable[[str], int], body: dict[str, Any]) -> int:
+    """A completion prompt's tokens and the declared tools' (with the template's instructions around them)."""
+    total = 0
     prompt = body.get("prompt")
     for text in [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []:
         total += tokens(text) if isinstance(text, str) else 0
