@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from functools import lru_cache
 from pathlib import Path
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
     max_dispatch_attempts: int = 3
     # The most jobs at once one worker is given, whatever its hello claims.
     max_worker_slots: int = 64
+
+    # Several coordinator replicas, one network (README "Running several coordinators"): the Redis URL of the broker
+    # that queues jobs network-wide and relays their events between replicas (empty: this coordinator is the whole
+    # network), and this replica's name in /one/workers (default: host:port).
+    broker_url: str = ""
+    replica: str = ""
 
     # Receipts name accounts by HMAC-SHA256 under this secret (hex, >= 16 bytes). Empty: a random one kept in
     # data_dir/account.secret. Replicas that share one receipt log must share it (set it for all of them).
@@ -164,6 +171,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'one.db').resolve()}"
+
+    @property
+    def replica_name(self) -> str:
+        return self.replica or f"{socket.gethostname()}:{self.port}"
 
     @property
     def local_url(self) -> str:

@@ -77,6 +77,11 @@ def get_runtime() -> Runtime:
     inference.auditor = Auditor(settings, scheduler, inference)
     inference.sla = SlaMeter(settings)
     runtime = Runtime(settings, key, catalog, scheduler, receipts, inference, load_packages(settings.packages_path))
+    if settings.broker_url:  # one of several replicas: dispatch across them (backend/scheduler/broker.py)
+        from backend.money.ledger import release
+        from backend.scheduler.broker import Broker
+
+        scheduler.broker = Broker(settings.broker_url, settings.replica_name, scheduler, release_hold=release)
     scheduler.reservations = lambda: reservations(runtime.packages)
     runtime.refresh_reserved()
     return runtime

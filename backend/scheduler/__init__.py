@@ -75,6 +75,8 @@ class Job:
     sampling_seed: str | None = None  # a text job's seed for the ONE sampler (backend.protocol.sampler)
     dispatched_at: float = 0.0
     enqueued_at: float = field(default_factory=time.monotonic)
+    origin: str = ""  # with a broker: the replica holding the job's client (backend.scheduler.broker)
+    score: int = 0  # with a broker: its place in the shared queue (priority, then arrival)
 
 
 @dataclass(eq=False)
@@ -180,20 +182,40 @@ class Scheduler:
         self._queue: list[tuple[int, int, Job]] = []
         self._counter = itertools.count()
         self.quarantined: set[str] = set()  # caught by an audit: connected or not, never routed to
+        # Several replicas, one network (backend.scheduler.broker): jobs queue network-wide and any replica whose
+        # worker is free runs them. None: this coordinator is the whole network (the embedded default).
+        self.broker: Any = None
+
+    async def ready(self) -> None:
+        """Joined the network (with a broker: every replica's workers are known) before a request is judged."""
+        if self.broker is not None:
+            await self.broker.start()
 
     # --- registry -------------------------------------------------------------------------
     def routable(self) -> list[WorkerConnection]:
+        """This replica's own workers that may get jobs: the ones it dispatches to."""
         return [w for w in self.workers.values() if w.worker_id not in self.quarantined]
+
+    def network(self) -> list[WorkerConnection]:
+        """Every routable worker of the network: ours, and (with a broker) those connected to other replicas."""
+        remote = self.broker.remote_workers() if self.broker is not None else []
+        return self.routable() + [w for w in remote if w.worker_id not in self.quarantined]
+
+    def listed(self) -> list[dict[str, Any]]:
+        """Every worker of the network as `/one/workers` lists it, with the replica it is connected to."""
+        here = self.broker.name if self.broker is not None else None
+        remote = self.broker.remote_workers() if self.broker is not None else []
+        return [{**w.public(), "replica": here} for w in self.workers.values()] + [w.public() for w in remote]
 
     def advertises(self, model: str, cluster: str | None = None, steering: Steering = ANY_WORKER, nodes_only: bool = False) -> bool:
         """Whether some worker that may run this caller's job serves `model` (without `cluster`: a public worker)."""
-        return any(model in w.models and w.may_run(cluster, steering, nodes_only) for w in self.routable())
+        return any(model in w.models and w.may_run(cluster, steering, nodes_only) for w in self.network())
 
     def free_slots(self, model: str) -> int:
         """Free public capacity for `model`, each worker's free slots weighed by its job health: slots of a worker that
         drops its jobs are not capacity, so they cannot make room for Included jobs in Dedicated reservations.
         Cluster nodes are not public capacity."""
-        return round(sum(max(w.free_slots, 0) * w.health for w in self.routable() if model in w.models and w.cluster is None))
+        return round(sum(max(w.free_slots, 0) * w.health for w in self.network() if model in w.models and w.cluster is None))
 
     def reserved_for(self, model: str) -> int:
         self._refresh_if_stale()
@@ -241,6 +263,8 @@ class Scheduler:
         served, failed, admitted = self.history.get(conn.worker_id, (0, 0, START_SLOTS))
         conn.served, conn.failed, conn.slots = conn.served + served, conn.failed + failed, min(conn.claimed_slots, admitted)
         self.workers[conn.worker_id] = conn
+        if self.broker is not None:
+            self.broker.workers_changed()
         log.info("worker %s… joined (%s, %d slots, models=%s)", conn.worker_id[:12], conn.kind, conn.slots, sorted(conn.models))
         self._pump()
 
@@ -252,6 +276,8 @@ class Scheduler:
             self._worker_lost(job, conn, reason)
         conn.jobs.clear()
         self.history[conn.worker_id] = (conn.served, conn.failed, conn.slots)
+        if self.broker is not None:
+            self.broker.workers_changed()
         self._pump()
 
     def _worker_lost(self, job: Job, conn: WorkerConnection, reason: str) -> None:
@@ -259,21 +285,21 @@ class Scheduler:
         self.admit(conn, ok=False)
         if job.finished:
             return
-        if self._can_fail_over(job):
+        if self.can_fail_over(job):
             log.info("job %s: worker lost before first delta, re-dispatching", job.job_id)
             self._enqueue(job)
             return
         job.finished = True
         job.events.put_nowait(("error", "worker_lost", f"the worker serving this request went away ({reason})"))
 
-    def _can_fail_over(self, job: Job, after_error: bool = False) -> bool:
+    def can_fail_over(self, job: Job, after_error: bool = False) -> bool:
         """Before its first delta a job may move to another worker, up to max_attempts workers; after a worker
         error only if some other worker serves the model (the same one would fail the same way)."""
         if job.started or len(job.tried) >= self.max_attempts or job.pin is not None:
             return False
         return not after_error or any(
             job.model in w.models and w.worker_id not in job.tried and w.worker_id not in job.exclude and w.may_run(job.cluster, job.steering, job.nodes_only)
-            for w in self.routable()
+            for w in self.network()
         )
 
     @staticmethod
@@ -293,17 +319,27 @@ class Scheduler:
 
     # --- queue and matching ----------------------------------------------------------------
     def submit(self, job: Job) -> None:
+        if self.broker is not None:
+            self.broker.submit(job)
+            return
         self._enqueue(job)
         self._pump()
 
     def _enqueue(self, job: Job) -> None:
+        if self.broker is not None:
+            self.broker.requeue(job)
+            return
         heapq.heappush(self._queue, (job.priority, next(self._counter), job))
 
     def queue_depth(self) -> int:
+        if self.broker is not None:
+            return sum(self.broker.waiting.values())
         return sum(1 for _, _, j in self._queue if not j.finished)
 
     def queue_depth_by_lane(self) -> dict[str, int]:
         """Waiting jobs per lane: Included runs at PRIORITY_INCLUDED, Dedicated packages ahead of it."""
+        if self.broker is not None:
+            return dict(self.broker.waiting)
         waiting = [j for _, _, j in self._queue if not j.finished]
         included = sum(1 for j in waiting if j.priority >= PRIORITY_INCLUDED)
         return {"included": included, "dedicated": len(waiting) - included}
@@ -320,7 +356,10 @@ class Scheduler:
         return min(pool, key=lambda w: _rank(w, job))
 
     def _pump(self) -> None:
-        """Hand queued jobs to free workers, in priority order."""
+        """Hand queued jobs to free workers, in priority order (with a broker: pull from the network's queue)."""
+        if self.broker is not None:
+            self.broker.want_pump()
+            return
         waiting: list[tuple[int, int, Job]] = []
         while self._queue:
             prio, order, job = heapq.heappop(self._queue)
@@ -395,7 +434,7 @@ class Scheduler:
             else:
                 self.admit(worker, ok=False)
             job.worker = None
-            if self._can_fail_over(job, after_error=True):  # like a disconnect: the caller never sees it
+            if self.can_fail_over(job, after_error=True):  # like a disconnect: the caller never sees it
                 log.info("job %s: worker %s… failed before its first delta (%s), re-dispatching", job.job_id, worker.worker_id[:12], frame["code"])
                 self._enqueue(job)
             else:
@@ -422,7 +461,14 @@ class Scheduler:
         worker = job.worker
         if worker is not None and worker.jobs.pop(job.job_id, None) is not None:
             await _quietly(worker.send(frames.cancel(job.job_id)))
+        if self.broker is not None:
+            self.broker.cancelled(job)
         self._pump()
+
+    def done_with(self, job: Job) -> None:
+        """The caller's side is finished with a job, however it ended (with a broker: its request leaves the broker)."""
+        if self.broker is not None:
+            self.broker.forget(job)
 
 
 async def _quietly(sending: Awaitable[None]) -> None:

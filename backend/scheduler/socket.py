@@ -70,6 +70,7 @@ async def serve_worker(ws: WebSocket, scheduler: Scheduler, coordinator_pubkey: 
     )
     # Remembered before the welcome: a welcomed worker's payout address is on record even if it hangs up at once.
     conn.reliability = await asyncio.to_thread(remember_worker, conn.worker_id, conn.kind, conn.payout_address)
+    await scheduler.ready()  # with a broker: joined before this worker is announced to the other replicas
     await send(frames.welcome(conn.worker_id))
     await scheduler.register(conn)
     pinger = asyncio.create_task(_ping_loop(conn, scheduler))

@@ -153,6 +153,7 @@ class InferenceService:
         """One model's job: Delta events, then one Finished; InferenceError on failure. `audit_of`: this job re-executes
         that receipt's request (kind "audit", no charge); `pin`: only that worker may run it (the auditor drawn);
         `exclude`: workers that must not."""  # fmt: skip
+        await self.scheduler.ready()
         self.check_available(model, caller, steering)
         if (problem := request_problem(task, body, model.context, self.settings)) is not None:
             raise InferenceError(400, problem.message, "limit_exceeded", param=problem.param)
@@ -208,8 +209,11 @@ class InferenceService:
         finally:
             if not job.finished:
                 await self.scheduler.cancel(job)
+            self.scheduler.done_with(job)
             if hold is not None and not settled:  # no receipt, no charge: give the hold back
                 await asyncio.to_thread(ledger.release, job.job_id)
+            if hold is not None and self.scheduler.broker is not None:
+                self.scheduler.broker.untrack_hold(job.job_id)
             if self.sla is not None and not settled:  # a closed generator (client went away) leaves failure None
                 await self.sla.failed(caller, now, failure, own_node=job.on_own_node)
 
@@ -239,6 +243,7 @@ class InferenceService:
             request_digest=rc.request_digest(body, salt), deadline_s=time.monotonic() + self.settings.job_deadline_s,
             priority=AUDIT_PRIORITY, pin=worker, cluster=job.cluster, nodes_only=job.nodes_only,
         )  # fmt: skip
+        await self.scheduler.ready()
         self.scheduler.submit(scoring)
         output = rc.OutputAssembler("score")
         try:
@@ -262,6 +267,7 @@ class InferenceService:
         finally:
             if not scoring.finished:
                 await self.scheduler.cancel(scoring)
+            self.scheduler.done_with(scoring)
         stored = await self.receipts.append(
             job=scoring.job_id, kind="audit", lane="included", account=self.receipts.account_ref("audit"), model=job.model,
             request_digest=scoring.request_digest, output_digest=digest, usage=usage, charge_unit=charge_unit("included"),
@@ -287,6 +293,8 @@ class InferenceService:
                 param="model", extra={"offer": self.lanes.offer()},
             )  # fmt: skip
         amount = quote(model, body, task)
+        if self.scheduler.broker is not None:  # before the hold: if this replica dies, the others release it
+            await self.scheduler.broker.track_hold(job_id)
         try:
             return await asyncio.to_thread(self.lanes.open_hold, caller.account_id, caller.lane, amount, job_id)
         except ledger.InsufficientBalance as exc:

@@ -20,14 +20,17 @@ router = ReplyRouter(prefix="/one", tags=["workers"])
 @router.get("/workers/{worker_id}", response_model=WorkerStats)
 async def worker_stats(worker_id: str, rt: RuntimeDep) -> dict[str, Any]:
     """One worker's record: live state while connected, and what its receipts billed (its earnings basis)."""
-    live = rt.scheduler.workers.get(worker_id)
+    await rt.scheduler.ready()
+    live = next((w for w in rt.scheduler.listed() if w["id"] == worker_id), None)
     billed = await asyncio.to_thread(rt.receipts.billed_by_worker, worker_id)
-    return {"id": worker_id, "online": live is not None, **(live.public() if live else {}), **billed}
+    return {"id": worker_id, "online": live is not None, **(live or {}), **billed}
 
 
 @router.get("/workers", response_model=WorkerList)
 async def list_workers(rt: RuntimeDep) -> dict[str, Any]:
-    return {"workers": [w.public() for w in rt.scheduler.workers.values()], "queue_depth": rt.scheduler.queue_depth()}
+    """Every worker of the network, whichever replica it is connected to (`replica`: null for a lone coordinator)."""
+    await rt.scheduler.ready()
+    return {"workers": rt.scheduler.listed(), "queue_depth": rt.scheduler.queue_depth()}
 
 
 @router.post("/bonds", response_model=BondReply, responses={202: {"model": PaymentPending}})

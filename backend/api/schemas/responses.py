@@ -474,6 +474,7 @@ class WorkerInfo(Reply):
     latency_ewma_ms: float
     reliability: float
     version: str
+    replica: str | None = Field(None, description="the coordinator replica it is connected to (null: a lone coordinator)")
 
 
 class WorkerList(Reply):
@@ -496,6 +497,7 @@ class WorkerStats(Reply):
     latency_ewma_ms: float | None = None
     reliability: float | None = None
     version: str | None = None
+    replica: str | None = None
     receipts: int = Field(description="receipts the worker signed")
     billed: dict[str, int] = Field(description="what they charged, per unit")
 
