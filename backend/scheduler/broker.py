@@ -123,6 +123,8 @@ class Broker:
         self.running: dict[str, Job] = {}  # other replicas' jobs running on this replica's workers
         self.remote: dict[str, RemoteWorker] = {}
         self.live: dict[str, str] = {}  # replica incarnation -> its name, for every replica with a fresh heartbeat
+        # Replicas seen to stop beating (one that joined since our last heartbeat is in neither: it is not dead).
+        self.dead: OrderedDict[str, None] = OrderedDict()
         self.waiting = {"dedicated": 0, "included": 0}
         self._outbox: list[Callable[[Any], None]] = []
         self._wrote = asyncio.Event()
@@ -280,7 +282,7 @@ class Broker:
             job = self.mine.get(job_id)
             if job is None:
                 head = heads.get(job_id)
-                if head is None or head["origin"] not in self.live:
+                if head is None or head["origin"] in self.dead:
                     gone.append(job_id)  # its client's replica withdrew it or died: nobody waits for the answer
                     continue
                 if job_id in self._cancelled:
@@ -425,6 +427,10 @@ class Broker:
             *_, replicas, workers, dedicated, total = await pipe.execute()
         seen = {r: json.loads(v) for r, v in replicas.items()}
         self.live = {r: v["name"] for r, v in seen.items() if now - v["at"] < DEAD_AFTER_S}
+        for replica in seen.keys() - self.live.keys():
+            self.dead[replica] = None
+        while len(self.dead) > 1000:
+            self.dead.popitem(last=False)
         self.waiting = {"dedicated": dedicated, "included": total - dedicated}
         remote, stale = {}, []
         for wid, text in workers.items():
@@ -433,10 +439,10 @@ class Broker:
             if instance == self.replica:
                 if wid not in local:
                     stale.append(wid)  # left since our last beat
-            elif instance in self.live and wid not in local:
-                remote[wid] = RemoteWorker.from_record(record)
-            elif instance not in self.live:
+            elif instance in self.dead:
                 stale.append(wid)
+            elif wid not in local:
+                remote[wid] = RemoteWorker.from_record(record)
         self.remote = remote
         if stale:
             await self.redis.hdel(WORKERS, *stale)
@@ -462,7 +468,7 @@ class Broker:
         replicas' jobs whose client's replica died stop."""
         for job_id, job in list(self.mine.items()):
             executor = self.executor_of.get(job_id)
-            if job.finished or executor is None or executor in self.live:
+            if job.finished or executor not in self.dead:
                 continue
             self.executor_of.pop(job_id, None)
             if self.scheduler.can_fail_over(job):
@@ -473,7 +479,7 @@ class Broker:
                 job.finished = True
                 job.events.put_nowait(("error", "worker_lost", "the replica running this request went away"))
         for job_id, job in list(self.running.items()):
-            if job.origin not in self.live:
+            if job.origin in self.dead:
                 asyncio.get_running_loop().create_task(self.scheduler.cancel(job))
 
     # --- job <-> Redis ------------------------------------------------------------------------------
