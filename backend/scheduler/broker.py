@@ -127,6 +127,7 @@ class Broker:
         self.dead: OrderedDict[str, None] = OrderedDict()
         self.waiting = {"dedicated": 0, "included": 0}
         self._outbox: list[Callable[[Any], None]] = []
+        self._queued = False  # the outbox holds an enqueue
         self._wrote = asyncio.Event()
         self._pump_wanted = asyncio.Event()
         self._beat_now = asyncio.Event()
@@ -182,7 +183,7 @@ class Broker:
             pipe.zadd(QUEUE, {job.job_id: job.score})
             pipe.xadd(CONTROL, {"op": "queued"}, maxlen=CONTROL_MAXLEN, approximate=True)
 
-        self._send(enqueue)
+        self._send(enqueue, queues=True)
 
     def requeue(self, job: Job) -> None:
         """Back into the shared queue at its old place (its worker went away before the first delta)."""
@@ -197,7 +198,7 @@ class Broker:
 
         if job.job_id in self._cancelled:
             return
-        self._send(enqueue)
+        self._send(enqueue, queues=True)
         self.executor_of.pop(job.job_id, None)
         if foreign:
             self.forward(job.origin, job.job_id, ["requeued"])
@@ -320,8 +321,10 @@ class Broker:
                 self.forward(job.origin, job_id, ["dispatched", record, self.replica, job.on_own_node])
 
     # --- shared state -------------------------------------------------------------------------------
-    def _send(self, op: Callable[[Any], Any]) -> None:
+    def _send(self, op: Callable[[Any], Any], queues: bool = False) -> None:
+        """`queues`: the op puts a job in the shared queue (once written, our own workers may take it)."""
         self._outbox.append(op)
+        self._queued = self._queued or queues
         self._wrote.set()
 
     async def _write_loop(self) -> None:
@@ -330,6 +333,7 @@ class Broker:
             await self._wrote.wait()
             self._wrote.clear()
             batch, self._outbox = self._outbox, []
+            queued, self._queued = self._queued, False
             if not batch:
                 continue
             try:
@@ -340,7 +344,8 @@ class Broker:
             except Exception:
                 log.exception("writing %d operations to the broker failed", len(batch))
                 await asyncio.sleep(0.2)
-            self.want_pump()
+            if queued:
+                self.want_pump()
 
     async def _read_loop(self, control_from: str) -> None:
         """Wake-ups and cancels from every replica, and the events of our clients' jobs run elsewhere."""
