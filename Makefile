@@ -6,18 +6,23 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 3000
 
-.PHONY: run test setup setup-test chromium golang rustcrates clean bench
+.PHONY: run run-scale test setup setup-test chromium nginx golang rustcrates clean bench
 
 # Listens on 127.0.0.1 only; `make run ONE_HOST=0.0.0.0` serves other machines too (make passes ONE_* through).
 run: setup
 	$(VENV)/bin/one up --port $(PORT)
+
+# Scale mode on this machine: three coordinator replicas (PORT+1..PORT+3) on Postgres and Redis behind nginx on
+# PORT, and two CPU workers, each connected to a different replica (README "Running several coordinators").
+run-scale: setup nginx
+	$(VENV)/bin/one up-scale --port $(PORT)
 
 test: setup-test
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed node_modules/.installed
 
-setup-test: setup $(VENV)/.installed-test chromium golang rustcrates sdk/typescript/node_modules/.installed
+setup-test: setup $(VENV)/.installed-test chromium nginx golang rustcrates sdk/typescript/node_modules/.installed
 
 # Both distributions, editable: the coordinator (pyproject.toml) and the node worker with its local engines
 # (worker/pyproject.toml), which brings `one worker` and `one-worker`.
@@ -38,6 +43,12 @@ node_modules/.installed: package.json package-lock.json
 # Debian chromium for the browser tests (Playwright drives it; it never downloads a browser).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# Debian nginx for the front door before coordinator replicas (make run-scale and its tests). It runs as our child
+# process with a config of its own (backend/dev/frontdoor.py); the system service is never used. In /usr/sbin,
+# which a user's PATH may lack.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx; }
 
 # The TypeScript SDK's own npm packages (the official openai client, pinned in its lock file).
 sdk/typescript/node_modules/.installed: sdk/typescript/package.json sdk/typescript/package-lock.json

@@ -300,7 +300,48 @@ def up(
     run_until_stopped(net, lambda: _start_dev_network(net, workers, chain_port))
 
 
-def _start_dev_network(net: Devnet, workers: int, chain_port: int) -> None:
+@app.command("up-scale")
+def up_scale(
+    port: Annotated[int, typer.Option(help="Port of the front door (nginx); replicas listen on the ports after it.", envvar="ONE_PORT")] = 3000,
+    replicas: Annotated[int, typer.Option(min=1, help="Coordinator replicas behind the front door.")] = 3,
+    workers: Annotated[int, typer.Option(min=0, help="Local CPU node workers, each connected straight to a replica in turn.")] = 2,
+    chain_port: Annotated[int, typer.Option(help="Port of the local dev chain (anvil).")] = 8545,
+    database_url: Annotated[str, typer.Option(help="Postgres the replicas share (the database is created if missing).",
+                                              envvar="ONE_DATABASE_URL")] = "postgresql+psycopg://postgres@127.0.0.1:5432/one_scale",
+    redis_url: Annotated[str, typer.Option(help="Redis database for the UI state the replicas share.", envvar="ONE_REDIS_URL")] = "redis://127.0.0.1:6379/1",
+    broker_url: Annotated[str, typer.Option(help="Redis database for the replicas' broker (Redis Streams).",
+                                            envvar="ONE_BROKER_URL")] = "redis://127.0.0.1:6379/2",
+) -> None:  # fmt: skip
+    """Scale mode locally: `one up` with several coordinator replicas on Postgres and Redis behind nginx. Ctrl-C stops all.
+
+    The front door (nginx, Debian's) on --port is the one URL; each replica also answers on its own port."""
+    from backend.config import Settings
+    from backend.dev.replicas import ReplicaSet, ServiceUnavailable, ensure_database, require_redis
+
+    settings = Settings()  # as in `one up`: network.env is what this command writes
+    if settings.env == "production":
+        console.print("[red]`one up-scale` starts a dev network (anvil and its public keys); in production start each replica with `one serve`.")
+        raise typer.Exit(2)
+    if redis_url == broker_url:
+        console.print("[red]the UI state and the broker need Redis databases of their own (--redis-url, --broker-url)")
+        raise typer.Exit(2)
+    try:
+        ensure_database(database_url)
+        require_redis(redis_url, "UI state")
+        require_redis(broker_url, "broker")
+    except ServiceUnavailable as exc:
+        console.print(f"[red]{escape(str(exc))}")
+        raise typer.Exit(1) from None
+    data_dir = settings.data_dir.resolve()
+    net = ReplicaSet(data_dir, data_dir / "logs", front_port=port, replica_ports=range(port + 1, port + 1 + replicas),
+                     database_url=database_url, redis_url=redis_url, broker_url=broker_url)  # fmt: skip
+    run_until_stopped(net, lambda: _start_dev_network(net, workers, chain_port, replicas))
+
+
+def _start_dev_network(net: Devnet, workers: int, chain_port: int, replicas: int = 0) -> None:
+    """What `one up` starts, and `one up-scale` with `replicas` coordinators behind a front door (net: a ReplicaSet)."""
+    from collections import Counter
+
     from backend.chain.devchain import dev_accounts
     from backend.dev.demo import ensure_demo_key
     from backend.dev.devnet import wait_for_workers
@@ -310,21 +351,34 @@ def _start_dev_network(net: Devnet, workers: int, chain_port: int) -> None:
             net.build_models()
     with console.status("starting the dev chain (anvil) and deploying the test tokens"):
         deployment = net.start_chain(chain_port)
-    with console.status(f"starting the coordinator on {net.host}:{net.port} (first start installs the UI, ~1 min)"):
-        net.start_coordinator()
+    if replicas:
+        with console.status(f"starting {replicas} coordinator replicas and the front door (nginx) on {net.host}:{net.port}"):
+            net.start(replicas)
+    else:
+        with console.status(f"starting the coordinator on {net.host}:{net.port} (first start installs the UI, ~1 min)"):
+            net.start_coordinator()
     for i in range(workers):  # two slots: the demo Starter key reserves one for the Dedicated lane
         payout = dev_accounts(10)[min(5 + i, 9)].address  # dev accounts 5..9 receive the local workers' payouts
-        net.start_worker(f"worker-{i}", "--slots", "2", "--payout-address", payout)
+        where = {"replica": i % replicas + 1} if replicas else {}  # scale mode: workers may join any replica
+        net.start_worker(f"worker-{i}", "--slots", "2", "--payout-address", payout, **where)
     if workers:
         with console.status("waiting for workers to register"):
-            wait_for_workers(net.url, workers)
+            for url, count in Counter(net.worker_urls.values()).items():  # each where it connected
+                wait_for_workers(url, count)
     with console.status("buying the demo Starter package on the dev chain"):
         key_path = net.data_dir / "demo-key"
         demo_key = ensure_demo_key(net.url, net.chain.web3(), deployment, dev_accounts(3)[2], key_path)
     console.print(f"\n[bold green]ONE is up:[/] {net.url}   (OpenAI base_url: {net.url}/v1)")
+    for i in range(1, replicas + 1):
+        joined = ", ".join(name for name, url in net.worker_urls.items() if url == net.replica_url(i)) or "no local worker"
+        console.print(f"  replica r{i}: {net.replica_url(i)}   ({joined}; log {net.log_dir / (net.replica_process(i) + '.log')})")
+    if replicas:
+        console.print(f"  front door: nginx on {net.url} before them (config {net.data_dir / 'nginx' / 'nginx.conf'})")
     console.print(f"demo Dedicated key (Starter, dev chain): {demo_key}   saved in {key_path}")
     console.print(f"dev chain: {net.chain.rpc_url} (chain id {deployment.chain_id})  $ONE {deployment.one_token}  USDC {deployment.usdc_token}")
-    console.print(f"logs: {net.log_dir}   keys and database: {net.data_dir}   settings: {net.data_dir / 'network.env'}")
+    database = net.network_settings.get("ONE_DATABASE_URL")
+    console.print(f"logs: {net.log_dir}   keys{'' if database else ' and database'}: {net.data_dir}   settings: {net.data_dir / 'network.env'}"
+                  + (f"   database: {database}" if database else ""))  # fmt: skip
     console.print("Ctrl-C stops everything")
 
 if __name__ == "__main__":

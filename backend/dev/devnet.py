@@ -33,6 +33,10 @@ def bun_path() -> str:
     return npm_tool("bun")
 
 
+# The coordinator + UI: Reflex prod serves the frontend build, API and websockets on one port.
+REFLEX_PROD = [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port", "--loglevel", "info"]
+
+
 def coordinator_env(port: int, data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -63,6 +67,9 @@ class Devnet:
     coordinator_extra_env: dict[str, str] = field(default_factory=dict)  # kept for restarts
     worker_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
     worker_env: dict[str, str] = field(default_factory=dict)  # ONE_* settings the workers read (tests: fetch allowlist)
+    worker_urls: dict[str, str] = field(default_factory=dict)  # the coordinator each worker connects to
+    # Settings every process of this network shares, written to network.env (scale mode: database, Redis, broker).
+    network_settings: dict[str, str] = field(default_factory=dict)
     watchdog: subprocess.Popen | None = None
 
     def start_chain(self, port: int, holders: dict[str, int] | None = None) -> Deployment:
@@ -96,7 +103,7 @@ class Devnet:
 
     def write_network_env(self) -> None:
         """data_dir/network.env (mode 0600): what this network generated, as settings, for every `one` command."""
-        settings = {**self.chain_env, "ONE_PORT": str(self.port)}
+        settings = {**self.chain_env, **self.network_settings, "ONE_PORT": str(self.port)}
         if self.public_url:
             settings["ONE_PUBLIC_URL"] = self.public_url
         # Single-quoted, so dotenv takes the JSON lists literally (no value here holds a quote).
@@ -139,26 +146,25 @@ class Devnet:
         if extra_env is not None:
             self.coordinator_extra_env = dict(extra_env)
         prepare_assets()
-        self.spawn(
-            "coordinator",
-            [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port", "--backend-host", self.host, "--loglevel", "info"],
-            coordinator_env(self.port, self.data_dir, {"ONE_HOST": self.host, **self.coordinator_extra_env}),
-        )
+        self.spawn("coordinator", [*REFLEX_PROD, "--backend-host", self.host],
+                   coordinator_env(self.port, self.data_dir, {"ONE_HOST": self.host, **self.coordinator_extra_env}))  # fmt: skip
         self.wait_ready(timeout_s)
 
-    def wait_ready(self, timeout_s: float) -> None:
+    def wait_ready(self, timeout_s: float, name: str = "coordinator", url: str | None = None) -> None:
+        """Wait until the coordinator `name` (at `url`, by default ours) answers the API and the UI."""
+        url = url or self.url
         deadline = time.monotonic() + timeout_s
-        proc = self.processes["coordinator"]
+        proc = self.processes[name]
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"coordinator exited with {proc.returncode}; see {self.log_dir / 'coordinator.log'}")
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.log_dir / f'{name}.log'}")
             try:
-                if httpx.get(self.url + "/v1/models", timeout=2).status_code == 200 and httpx.get(self.url + "/", timeout=2).status_code == 200:
+                if httpx.get(url + "/v1/models", timeout=2).status_code == 200 and httpx.get(url + "/", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        raise TimeoutError(f"coordinator not ready on {self.url} after {timeout_s}s")
+        raise TimeoutError(f"{name} not ready on {url} after {timeout_s}s")
 
     def build_models(self, models_dir: Path | None = None, timeout_s: float = 300) -> None:
         """Build the tiny test models the workers serve by default, once, before workers start (two building into one
@@ -167,17 +173,20 @@ class Devnet:
         subprocess.run([sys.executable, "-m", "gpu_worker.cli", "build-models", "--out", str(out)], cwd=REPO, check=True,
                        timeout=timeout_s, stdout=subprocess.DEVNULL)  # fmt: skip
 
-    def start_worker(self, name: str, *args: str, models_dir: Path | None = None, threads: int = 1) -> subprocess.Popen:
-        """A node worker process with its own key file under the data dir.
+    def start_worker(self, name: str, *args: str, models_dir: Path | None = None, threads: int = 1,
+                     coordinator: str | None = None) -> subprocess.Popen:  # fmt: skip
+        """A node worker process with its own key file under the data dir, connected to `coordinator` (default: the one
+        it had before a restart, else ours).
 
         One torch thread by default: several CPU workers on one small box otherwise fight over cores
         (measured here: two 2-thread workers ran 25x slower than one).
         """
         args = args or self.worker_args.get(name, ())  # a restart keeps the worker's options (payout address...)
         self.worker_args[name] = args
+        self.worker_urls[name] = coordinator or self.worker_urls.get(name, self.url)
         cmd = [
             sys.executable, "-m", "backend.cli", "worker",
-            "--coordinator", self.url,
+            "--coordinator", self.worker_urls[name],
             "--key-file", str(self.data_dir / f"{name}.key"),
             "--models-dir", str(models_dir or (self.data_dir / "models")),
             "--threads", str(threads),
@@ -185,16 +194,21 @@ class Devnet:
         ]  # fmt: skip
         return self.spawn(name, cmd, {**os.environ, **self.worker_env, "PYTHONUNBUFFERED": "1"})
 
-    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
-        """Stop a child and everything in its process group (the coordinator's granian worker too)."""
-        proc = self.processes.pop(name, None)
-        if proc is not None:
-            stop_groups({proc.pid: proc}, sig, timeout_s)
+    def stop(self, *names: str, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
+        """Stop children, together, and everything in their process groups (the coordinator's granian worker too)."""
+        procs = [proc for name in names if (proc := self.processes.pop(name, None)) is not None]
+        stop_groups({proc.pid: proc for proc in procs}, sig, timeout_s)
+        for proc in procs:
             self._tell_watchdog(-proc.pid)
 
+    def stop_rank(self, name: str) -> int:
+        """When stop_all stops the process `name`: the coordinator after the workers, so none reconnects to it."""
+        return 1 if name == "coordinator" else 0
+
     def stop_all(self) -> None:
-        for name in [n for n in self.processes if n != "coordinator"] + ["coordinator"]:
-            self.stop(name)
+        """Rank by rank (stop_rank), each rank's processes at once: a worker takes seconds to leave."""
+        for rank in sorted({self.stop_rank(name) for name in self.processes}):
+            self.stop(*[name for name in self.processes if self.stop_rank(name) == rank])
         if self.chain is not None:
             self.chain.stop()
             if self.chain.process is not None:
