@@ -28,10 +28,11 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import httpx
 
@@ -155,13 +156,26 @@ def seed_accounts(count: int = ACCOUNTS) -> list[str]:
     return keys
 
 
-def use_database(url: str, data_dir: Path) -> None:
-    """Point this process's backend code at the network's database and keys (the invariants read them)."""
+@contextmanager
+def use_database(url: str, data_dir: Path) -> Iterator[None]:
+    """Point this process's backend code at the network's database and keys (the invariants read them), and back."""
     from backend import config, db
 
+    saved = {name: os.environ.get(name) for name in ("ONE_DATABASE_URL", "ONE_DATA_DIR")}
     os.environ["ONE_DATABASE_URL"], os.environ["ONE_DATA_DIR"] = url, str(data_dir)
     config.get_settings.cache_clear()
     db.get_engine.cache_clear()
+    try:
+        yield
+    finally:
+        db.get_engine().dispose()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        config.get_settings.cache_clear()
+        db.get_engine.cache_clear()
 
 
 def check_invariants(outcomes: list[Outcome], data_dir: Path, hold_wait_s: float = 60.0) -> dict:
@@ -237,6 +251,7 @@ class LoadNetwork:
         self.upstream_port = free_port()
         self.upstream: subprocess.Popen | None = None
         self.net = None
+        self.database_in_use = None
         self.free_port = free_port
 
     def __enter__(self) -> "LoadNetwork":
@@ -265,7 +280,8 @@ class LoadNetwork:
         for i in range(self.workers):  # through the front door: a worker whose replica dies rejoins another
             self.add_worker(f"load-worker-{i}")
         wait_for_workers(self.net.url, self.workers)
-        use_database(url, self.work / "data")
+        self.database_in_use = use_database(url, self.work / "data")
+        self.database_in_use.__enter__()
         self.keys = seed_accounts()
         return self
 
@@ -277,7 +293,7 @@ class LoadNetwork:
     def kill_workers(self, share: float) -> str:
         victims = [f"load-worker-{i}" for i in range(max(1, round(self.workers * share)))]
         for name in victims:
-            self.net.stop(name, signal.SIGKILL)
+            self.net.stop(name, sig=signal.SIGKILL)
         return f"SIGKILLed {len(victims)} of {self.workers} workers"
 
     def kill_replica(self, i: int) -> str:
@@ -293,9 +309,8 @@ class LoadNetwork:
         if self.upstream is not None:
             self.upstream.kill()
             self.upstream.wait(10)
-        from backend import db
-
-        db.get_engine().dispose()
+        if self.database_in_use is not None:
+            self.database_in_use.__exit__(None, None, None)
         for n in self.redis_dbs:
             redis.Redis(db=n).flushdb()
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:

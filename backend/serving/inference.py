@@ -207,15 +207,22 @@ class InferenceService:
             failure = exc
             raise
         finally:
-            if not job.finished:
-                await self.scheduler.cancel(job)
-            self.scheduler.done_with(job)
-            if hold is not None and not settled:  # no receipt, no charge: give the hold back
-                await asyncio.to_thread(ledger.release, job.job_id)
-            if hold is not None and self.scheduler.broker is not None:
-                self.scheduler.broker.untrack_hold(job.job_id)
-            if self.sla is not None and not settled:  # a closed generator (client went away) leaves failure None
-                await self.sla.failed(caller, now, failure, own_node=job.on_own_node)
+            # A client that hangs up cancels this task, and the server's cancel scope cancels every await made after
+            # it: the clean-up runs as a task of its own, so the worker is told to stop and the hold always comes back.
+            closing = asyncio.ensure_future(self._close(job, caller, hold, settled, now, failure))
+            await asyncio.shield(closing)
+
+    async def _close(self, job: Job, caller: Caller, hold: Hold | None, settled: bool, started: float, failure: Exception | None) -> None:
+        """After a job, however it ended: stop it if it still runs, give back an unsettled hold, note a failure."""
+        if not job.finished:
+            await self.scheduler.cancel(job)
+        self.scheduler.done_with(job)
+        if hold is not None and not settled:  # no receipt, no charge: give the hold back
+            await asyncio.to_thread(ledger.release, job.job_id)
+        if hold is not None and self.scheduler.broker is not None:
+            self.scheduler.broker.untrack_hold(job.job_id)
+        if self.sla is not None and not settled:  # a closed generator (client went away) leaves failure None
+            await self.sla.failed(caller, started, failure, own_node=job.on_own_node)
 
     async def rerun(self, job: Job, receipt: dict[str, Any], worker: str) -> dict[str, Any] | None:
         """An audit: the audited receipt's request again on `worker` only, as an `audit` receipt (no charge). Returns

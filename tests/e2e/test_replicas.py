@@ -107,7 +107,7 @@ def test_jobs_fail_over_across_replicas_and_a_lost_stream_is_not_charged(replica
     slow.run_until_complete(asyncio.sleep(1.5))
     replicas.add_worker("on-r2", replica=2)
     until(lambda: len(workers(net.url)) == 2, 30, "r2's worker to come back")
-    net.stop("on-r3", signal.SIGKILL)
+    net.stop("on-r3", sig=signal.SIGKILL)
     assert slow.run_until_complete(asyncio.wait_for(asking, 30)) == "w0 w1 w2 "
     slow.close()
 
@@ -117,7 +117,7 @@ def test_jobs_fail_over_across_replicas_and_a_lost_stream_is_not_charged(replica
     with pytest.raises(openai.APIError) as lost:
         for i, _ in enumerate(stream):
             if i == 3:
-                net.stop("on-r2", signal.SIGKILL)
+                net.stop("on-r2", sig=signal.SIGKILL)
     assert "worker" in str(lost.value).lower()
     until(lambda: before - balance(net.url, key) == charged, 15, "no charge for the lost stream")
 
@@ -136,6 +136,6 @@ def test_load_with_a_worker_and_a_replica_killed_keeps_every_invariant(replicas)
 
 
 def _kill(replicas: LoadNetwork, name: str) -> str:
-    replicas.net.stop(name, signal.SIGKILL)
+    replicas.net.stop(name, sig=signal.SIGKILL)
     return f"SIGKILLed {name}"
 
