@@ -280,8 +280,11 @@ def main() -> None:
         for c in concurrencies:
             rows.append(run_row(ctx, "sqlite", "", str(sqlite_dir), 1, c, seconds))
             console.print(f"sqlite  replicas=1 c={c}: {rows[-1]['appends_per_s']:.0f} appends/s")
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.OperationalError as exc:
+            sys.exit(f"no Postgres at {ADMIN_URL} ({str(exc).strip().splitlines()[0]}): the SQLite rows above are all this run has")
         try:
             _use_database(pg_url, str(pg_dir))
             db.migrate()
