@@ -42,6 +42,9 @@ HEARTBEAT_S = 1.0
 # A replica silent this long is gone: jobs it ran fail over (or end in a clean error), jobs of its clients stop, and
 # the credit its clients' jobs held is released.
 DEAD_AFTER_S = 6.0
+# A dead replica's heartbeat stays this long as a tombstone, so every survivor sees it stop (and fails its jobs over)
+# whichever of them released its credit first.
+TOMBSTONE_S = 600.0
 PUMP_WINDOW = 500  # queued jobs a replica looks at per pull, from the top
 CONTROL_MAXLEN = 10_000
 _PRIORITY_STEP = 10**13  # score = priority * step + arrival in ms: one priority class never overtakes another
@@ -452,20 +455,21 @@ class Broker:
         if stale:
             await self.redis.hdel(WORKERS, *stale)
         for replica in seen.keys() - self.live.keys():
-            await self._reap(replica)
+            await self._reap(replica, now - seen[replica]["at"])
         self._watch_jobs()
         if total and self._has_free_worker():
             self.want_pump()  # the safety net under the wake-ups
 
-    async def _reap(self, replica: str) -> None:
+    async def _reap(self, replica: str, silent_s: float) -> None:
         """A dead replica's clients are gone: release the credit their jobs held (once, by one survivor)."""
-        if not await self.redis.set(f"one:reaping:{replica}", self.replica, nx=True, ex=60):
+        if silent_s > TOMBSTONE_S:
+            await self.redis.hdel(REPLICAS, replica)
+        if not await self.redis.set(f"one:reaping:{replica}", self.replica, nx=True, ex=int(TOMBSTONE_S * 2)):
             return
         jobs = await self.redis.smembers(_holds_key(replica))
         for job_id in jobs:
             await asyncio.to_thread(self.release_hold, job_id)
         await self.redis.delete(_holds_key(replica), _events_key(replica))
-        await self.redis.hdel(REPLICAS, replica)
         log.warning("replica %s went away: released %d held jobs' credit", replica, len(jobs))
 
     def _watch_jobs(self) -> None:

@@ -218,3 +218,27 @@ def test_a_job_head_round_trips_through_redis():
                   "sampling_seed", "origin", "score", "tried", "steering"):  # fmt: skip
         assert getattr(again, field) == getattr(job, field), field
     assert abs(again.deadline_s - job.deadline_s) < 0.1 and again.body == CHAT
+
+
+@pytest.mark.asyncio
+async def test_a_replica_sees_a_dead_one_even_when_another_released_its_credit_first(postgres_db, broker_db, monkeypatch):
+    """The survivor that reaps a dead replica leaves its heartbeat as a tombstone: a replica that had not yet noticed
+    the death still fails its jobs over, instead of waiting on them until their deadline."""
+    monkeypatch.setattr(broker_module, "DEAD_AFTER_S", 2.0)
+    a, b, x = Replica("a"), Replica("b"), Replica("x")
+    on_b = Peer(b.scheduler, slots=1)
+    await b.join(on_b)
+    await a.join()
+    await x.join()
+    await heard_of(a, on_b)
+    streaming = asyncio.create_task(collect(a.service, Caller(account_id="y")))
+    job = await on_b.next_job()
+    from backend.protocol import frames
+
+    b.scheduler.on_frame(on_b.conn, frames.delta(job["job_id"], 0, [{"index": 0, "delta": {"content": "par"}, "finish_reason": None}]))
+    await asyncio.sleep(0.3)
+    b.die()
+    await x.broker._reap(b.broker.replica, silent_s=3.0)  # x releases b's credit before a's heartbeat looked
+    with pytest.raises(InferenceError) as failed:
+        await asyncio.wait_for(streaming, 10)
+    assert failed.value.code == "worker_lost"
