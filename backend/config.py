@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # network), and this replica's name in /one/workers (default: host:port).
     broker_url: str = ""
     replica: str = ""
+    # Proxies in front of the coordinator (CIDRs; the front door of `make run-scale`: 127.0.0.1/32). A request from
+    # one of them is counted against the address its X-Forwarded-For names, not the proxy's.
+    trusted_proxies: list[str] = []
 
     # Receipts name accounts by HMAC-SHA256 under this secret (hex, >= 16 bytes). Empty: a random one kept in
     # data_dir/account.secret. Replicas that share one receipt log must share it (set it for all of them).

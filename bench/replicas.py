@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PACE = "pace 0 20 25"  # the instant upstream streams 20 words, 25 ms apart: half a second of stream per request
-WORDS = " ".join(f"w{i}" for i in range(20)) + " "
+PACE = "pace 0 8 25"  # the instant upstream streams 8 words, 25 ms apart (a fifth of a second per stream)
+WORDS = " ".join(f"w{i}" for i in range(8)) + " "
 ACCOUNTS = 20
 ACCOUNT_USDC = 1_000 * 10**6
 
@@ -274,7 +274,8 @@ class LoadNetwork:
             data_dir=self.work / "data", log_dir=self.log_dir, front_port=self.free_port(),
             replica_ports=tuple(self.free_port() for _ in range(self.replicas)), database_url=url,
             redis_url=f"redis://127.0.0.1:6379/{self.redis_dbs[1]}", broker_url=f"redis://127.0.0.1:6379/{self.redis_dbs[0]}",
-            extra_env={"ONE_CATALOG_PATH": str(REPO / "bench" / "catalog.yaml"), "ONE_MAX_QUEUE_DEPTH": "100000"},
+            extra_env={"ONE_CATALOG_PATH": str(REPO / "bench" / "catalog.yaml"), "ONE_MAX_QUEUE_DEPTH": "100000",
+                       "ONE_RATE_LIMIT_PER_KEY": "1000000", "ONE_RATE_LIMIT_PER_ACCOUNT": "1000000"},  # the network, not the limits
         )  # fmt: skip
         self.net.start(replicas=self.replicas)
         for i in range(self.workers):  # through the front door: a worker whose replica dies rejoins another
@@ -345,7 +346,7 @@ def main() -> None:
         f = r.figures()
         table.add_row(str(r.replicas), str(r.concurrency), str(f["throughput_rps"]), str(f["ttft_p50_ms"]), str(f["ttft_p99_ms"]),
                       json.dumps(f["outcomes"]), "[green]hold" if r.invariants.get("ok") else "[red]BROKEN")  # fmt: skip
-    Console().print(table)
+    Console(width=170).print(table)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = REPO / "bench" / "results" / f"replicas-load-faults-{stamp}.json"
     out.write_text(json.dumps({"machine": "2 cores, shared by clients, nginx, replicas, workers, upstream, Postgres, Redis",

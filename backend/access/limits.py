@@ -7,6 +7,7 @@ so the web app, agents and the API meet the same caps.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -42,8 +43,8 @@ class Quota:
 
 class RateLimiter:
     """Requests per fixed one-minute window, per bucket (a key, an account, a client address). In memory, so
-    per coordinator process; old windows are dropped as time moves on, so memory follows the callers of the
-    last minute only."""
+    per coordinator process (replicas share SharedRateLimiter instead); old windows are dropped as time moves on,
+    so memory follows the callers of the last minute only."""
 
     def __init__(self, window_s: float = 60.0):
         self.window_s = window_s
@@ -67,6 +68,78 @@ class RateLimiter:
             remaining = min(limit - count - (1 if allowed else 0) for count, limit in used)
             limit = min(limit for _, limit in buckets)
         return Quota(limit=limit, remaining=max(remaining, 0), reset_s=reset_s, allowed=allowed)
+
+
+# Count one request against every bucket if all have room (atomically, for every replica at once). KEYS: the buckets'
+# counters in this window; ARGV: the window's length, then each bucket's limit. Returns allowed (1/0), then the counts.
+_SHARED_HIT = """
+local allowed, counts = 1, {}
+for i = 1, #KEYS do
+  counts[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if counts[i] >= tonumber(ARGV[i + 1]) then allowed = 0 end
+end
+if allowed == 1 then
+  for i = 1, #KEYS do redis.call('INCR', KEYS[i]); redis.call('EXPIRE', KEYS[i], ARGV[1]) end
+end
+table.insert(counts, 1, allowed)
+return counts
+"""
+
+
+class SharedRateLimiter:
+    """RateLimiter's windows kept in the broker's Redis: several replicas count one caller once, so a caller does not
+    get its limit once per replica by spreading its requests over them."""
+
+    def __init__(self, redis_url: str, window_s: float = 60.0):
+        import redis.asyncio as aioredis
+
+        self.window_s = window_s
+        self._hit = aioredis.Redis.from_url(redis_url).register_script(_SHARED_HIT)
+
+    async def hit(self, buckets: list[tuple[str, int]], now: float | None = None) -> Quota:
+        now = time.time() if now is None else now
+        window = int(now // self.window_s)
+        reset_s = max(1, math.ceil((window + 1) * self.window_s - now))
+        keys = [f"one:rate:{window}:{name}" for name, _ in buckets]
+        allowed, *counts = await self._hit(keys=keys, args=[int(self.window_s) + 1, *(limit for _, limit in buckets)])
+        remaining = min(limit - count - (1 if allowed else 0) for count, (_, limit) in zip(counts, buckets))
+        return Quota(limit=min(limit for _, limit in buckets), remaining=max(remaining, 0), reset_s=reset_s, allowed=bool(allowed))
+
+
+class Rates:
+    """The windows a coordinator counts in: its own (RateLimiter), or, with a broker, the network's."""
+
+    def __init__(self) -> None:
+        self.local = RateLimiter()
+        self.shared: SharedRateLimiter | None = None
+
+    async def hit(self, buckets: list[tuple[str, int]], broker_url: str = "") -> Quota:
+        if not broker_url:
+            return self.local.hit(buckets)
+        if self.shared is None:
+            self.shared = SharedRateLimiter(broker_url)
+        return await self.shared.hit(buckets)
+
+
+def client_address(peer: str, forwarded_for: str, trusted_proxies: list[str]) -> str:
+    """The caller's address: the connection's peer, unless that peer is a trusted proxy (the front door), whose
+    X-Forwarded-For then names the caller: its right-most entry that is not itself a trusted proxy. Entries left of
+    it were written by the caller and prove nothing."""
+    trusted = [ipaddress.ip_network(net, strict=False) for net in trusted_proxies]
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not is_trusted(peer):
+        return peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        if not is_trusted(hop):
+            return hop
+    return peer
 
 
 def json_problem(value: Any) -> tuple[str, str] | None:

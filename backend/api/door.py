@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.access import auth
-from backend.access.limits import Quota, RateLimiter, json_problem
+from backend.access.limits import Quota, Rates, client_address, json_problem
 from backend.api.errors import error_body
 from backend.config import get_settings
 
@@ -33,7 +33,7 @@ DRAIN_LIMIT = 64 * 2**20  # after a 413, the most of the refused body read (and 
 class Door:
     def __init__(self, app: ASGIApp):
         self.app = app
-        self.rates = RateLimiter()
+        self.rates = Rates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(GUARDED):
@@ -72,10 +72,12 @@ class Door:
         principal = await asyncio.to_thread(auth.principal_for, secret) if secret.startswith(auth.KEY_PREFIX) else None
         scope.setdefault("state", {})["principal"] = principal  # routes read it through principal_of, not the database
         if principal is None:
-            address = (scope.get("client") or ("unknown", 0))[0]
-            return self.rates.hit([(f"addr:{address}", settings.rate_limit_open)])
-        key_id = hashlib.sha256(secret.encode()).hexdigest()[:32]
-        return self.rates.hit([(f"key:{key_id}", settings.rate_limit_per_key), (f"account:{principal.account}", settings.rate_limit_per_account)])
+            address = client_address((scope.get("client") or ("unknown", 0))[0], headers.get("x-forwarded-for", ""), settings.trusted_proxies)
+            buckets = [(f"addr:{address}", settings.rate_limit_open)]
+        else:
+            key_id = hashlib.sha256(secret.encode()).hexdigest()[:32]
+            buckets = [(f"key:{key_id}", settings.rate_limit_per_key), (f"account:{principal.account}", settings.rate_limit_per_account)]
+        return await self.rates.hit(buckets, settings.broker_url)
 
 
 def principal_of(request: Request) -> auth.Principal | None:

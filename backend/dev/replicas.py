@@ -26,6 +26,7 @@ from backend.dev.devnet import REFLEX_PROD, Devnet, coordinator_env
 from backend.dev.web_assets import prepare_assets
 
 REPLICA_PORTS = (3001, 3002, 3003)
+TRUSTED_PROXIES = '["127.0.0.1/32"]'  # the front door: its X-Forwarded-For names each caller (ONE_TRUSTED_PROXIES)
 PREBUILT = [sys.executable, "-m", "backend.dev.prebuilt"]
 
 
@@ -88,7 +89,8 @@ class ReplicaSet(Devnet):
         else:
             prepare_assets()
             command = [*REFLEX_PROD, "--backend-host", self.host]
-        env = {"ONE_HOST": self.host, "ONE_PUBLIC_URL": self.url, "ONE_REPLICA": f"r{i}", **self.network_settings, **self.coordinator_extra_env}
+        env = {"ONE_HOST": self.host, "ONE_PUBLIC_URL": self.url, "ONE_REPLICA": f"r{i}", "ONE_TRUSTED_PROXIES": TRUSTED_PROXIES,
+               **self.network_settings, **self.coordinator_extra_env}  # fmt: skip
         return self.spawn(self.replica_process(i), command, coordinator_env(self.replica_ports[i - 1], self.data_dir, env))
 
     def start_front_door(self, timeout_s: float = 60) -> None:

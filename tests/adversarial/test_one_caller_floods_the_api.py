@@ -16,7 +16,7 @@ from nacl.signing import SigningKey
 from sqlmodel import select
 
 from backend.access import auth
-from backend.access.limits import RateLimiter
+from backend.access.limits import Rates
 from backend.api.routes import auth as auth_routes
 from backend.db import session
 from backend.db.models import SiweNonce
@@ -35,7 +35,7 @@ def tight(monkeypatch):
     monkeypatch.setenv("ONE_RATE_LIMIT_PER_ACCOUNT", "4")
     monkeypatch.setenv("ONE_VERIFY_MAX_RECEIPTS", "5")
     monkeypatch.setenv("ONE_NONCE_RATE_PER_MINUTE", "3")
-    monkeypatch.setattr(auth_routes, "NONCE_RATE", RateLimiter())
+    monkeypatch.setattr(auth_routes, "NONCE_RATE", Rates())
 
 
 def test_keyless_callers_are_limited_per_address_with_headers_on_every_reply(tight, api):

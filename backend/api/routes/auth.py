@@ -10,7 +10,7 @@ from fastapi import Query, Request
 from web3 import Web3
 
 from backend.access import auth
-from backend.access.limits import RateLimiter
+from backend.access.limits import Rates, client_address
 from backend.api.deps import PrincipalDep, RuntimeDep
 from backend.api.errors import ApiError
 from backend.api.routing import ReplyRouter
@@ -18,7 +18,7 @@ from backend.api.schemas.requests import SiweBody
 from backend.api.schemas.responses import AccountSummary, Me, SessionKey, SigninNonce
 
 router = ReplyRouter(prefix="/one", tags=["account"])
-NONCE_RATE = RateLimiter()  # sign-in nonces per client address per minute (settings.nonce_rate_per_minute)
+NONCE_RATE = Rates()  # sign-in nonces per client address per minute (settings.nonce_rate_per_minute)
 
 
 @router.get("/auth/nonce", response_model=SigninNonce)
@@ -30,8 +30,9 @@ async def auth_nonce(
     also the EIP-4361 message itself, so browsers sign exactly the text the server will check. Domain and URI
     come from configuration (ONE_PUBLIC_URL), never from the request: a phishing site sets its own Host."""
     settings = rt.settings
-    client = request.client.host if request.client else "unknown"
-    if not NONCE_RATE.hit([(client, settings.nonce_rate_per_minute)]).allowed:  # each nonce is a row: not for the asking
+    peer = request.client.host if request.client else "unknown"
+    client = client_address(peer, request.headers.get("x-forwarded-for", ""), settings.trusted_proxies)
+    if not (await NONCE_RATE.hit([(f"nonce:{client}", settings.nonce_rate_per_minute)], settings.broker_url)).allowed:  # each nonce is a row: not for the asking
         raise ApiError(429, "Too many sign-in nonces from this address; try again in a minute.", "rate_limit_exceeded", type_="requests")
     nonce = await asyncio.to_thread(auth.issue_nonce)
     out: dict[str, Any] = {"nonce": nonce, "domain": settings.signin_domain, "chain_id": settings.chain_id, "expires_in": auth.NONCE_TTL_S}
