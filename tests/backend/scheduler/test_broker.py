@@ -76,6 +76,16 @@ async def heard_of(replica: Replica, worker: Peer) -> None:
     await until(lambda: any(w.worker_id == worker.conn.worker_id for w in replica.scheduler.network()))
 
 
+async def two_replicas(slots: int) -> tuple[Replica, Replica, Peer]:
+    """Replica a with no worker of its own, replica b with one, and a that knows of it."""
+    a, b = Replica("a"), Replica("b")
+    worker = Peer(b.scheduler, slots=slots)
+    await b.join(worker)
+    await a.join()
+    await heard_of(a, worker)
+    return a, b, worker
+
+
 async def collect(service: InferenceService, caller: Caller, body=CHAT) -> tuple[str, dict]:
     text, receipt = "", None
     async for event in service.run("chat", body, caller):
@@ -88,11 +98,7 @@ async def collect(service: InferenceService, caller: Caller, body=CHAT) -> tuple
 
 @pytest.mark.asyncio
 async def test_a_request_at_one_replica_runs_on_a_worker_of_another_and_is_billed_once(postgres_db, broker_db):
-    a, b = Replica("a"), Replica("b")
-    worker = Peer(b.scheduler, slots=2)
-    await b.join(worker)
-    await a.join()
-    await heard_of(a, worker)
+    a, b, worker = await two_replicas(slots=2)
     account = "0xpayer"
     ledger.grant("seed", account, "usdc", 1_000_000, "purchase")
     caller = Caller(account_id=account, lane="dedicated", metered=True, priority=30)
@@ -144,11 +150,7 @@ async def test_dedicated_overtakes_included_across_replicas(postgres_db, broker_
 
 @pytest.mark.asyncio
 async def test_a_client_that_goes_away_stops_the_job_on_the_other_replica(postgres_db, broker_db):
-    a, b = Replica("a"), Replica("b")
-    worker = Peer(b.scheduler, slots=1)
-    await b.join(worker)
-    await a.join()
-    await heard_of(a, worker)
+    a, b, worker = await two_replicas(slots=1)
 
     asking = asyncio.create_task(collect(a.service, Caller(account_id="x")))
     job = await worker.next_job()
