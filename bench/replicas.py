@@ -75,6 +75,7 @@ class Run:
             "replicas": self.replicas, "concurrency": self.concurrency, "seconds": self.seconds,
             "requests": len(self.outcomes), "complete": len(done), "throughput_rps": round(len(done) / self.seconds, 1),
             "ttft_p50_ms": pick(0.5), "ttft_p99_ms": pick(0.99), "outcomes": dict(Counter(o.kind for o in self.outcomes)),
+            "failures_by_cause": dict(Counter(f"{o.kind}: {o.detail[:60]}" for o in self.outcomes if o.kind != "complete").most_common(8)),
             "faults": self.faults, "invariants": self.invariants,
         }  # fmt: skip
 

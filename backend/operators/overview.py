@@ -99,10 +99,10 @@ def overview(scheduler: Scheduler, completed: Iterable[Completed], log: ReceiptL
     with session() as db:
         bonds = {r.id: r.bond for r in db.exec(select(WorkerRecord)).all()}
     workers = [
-        WorkerRow(id=w.worker_id, kind=w.kind, models=sorted(w.models), busy=len(w.jobs), slots=w.slots, served=w.served,
+        WorkerRow(id=w.worker_id, kind=w.kind, models=sorted(w.models), busy=w.slots - w.free_slots, slots=w.slots, served=w.served,
                   reliability=w.reliability, quarantined=w.worker_id in scheduler.quarantined,
                   latency_ms=w.latency_ewma_s * 1000, bond=bonds.get(w.worker_id, 0), cluster=w.cluster)
-        for w in list(scheduler.workers.values())
+        for w in scheduler.connected()  # every replica's workers, with a broker
     ]  # fmt: skip
     tail = log.tail(receipts)
     return Overview(

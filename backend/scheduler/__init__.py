@@ -196,16 +196,18 @@ class Scheduler:
         """This replica's own workers that may get jobs: the ones it dispatches to."""
         return [w for w in self.workers.values() if w.worker_id not in self.quarantined]
 
+    def connected(self) -> list[WorkerConnection]:
+        """Every worker of the network: ours, then (with a broker) those connected to other replicas."""
+        return [*self.workers.values(), *(self.broker.remote_workers() if self.broker is not None else [])]
+
     def network(self) -> list[WorkerConnection]:
-        """Every routable worker of the network: ours, and (with a broker) those connected to other replicas."""
-        remote = self.broker.remote_workers() if self.broker is not None else []
-        return self.routable() + [w for w in remote if w.worker_id not in self.quarantined]
+        """Every worker of the network that may get jobs."""
+        return [w for w in self.connected() if w.worker_id not in self.quarantined]
 
     def listed(self) -> list[dict[str, Any]]:
         """Every worker of the network as `/one/workers` lists it, with the replica it is connected to."""
         here = self.broker.name if self.broker is not None else None
-        remote = self.broker.remote_workers() if self.broker is not None else []
-        return [{**w.public(), "replica": here} for w in self.workers.values()] + [w.public() for w in remote]
+        return [{"replica": here, **w.public()} for w in self.connected()]
 
     def advertises(self, model: str, cluster: str | None = None, steering: Steering = ANY_WORKER, nodes_only: bool = False) -> bool:
         """Whether some worker that may run this caller's job serves `model` (without `cluster`: a public worker)."""
