@@ -1,5 +1,5 @@
-"""SLAs on a network of its own (one worker with one slot, 20-second SLA periods): a Cluster key's jobs sent one
-at a time meet its targets; in the next period two at once on the one slot push time to first token p99 past the
+"""SLAs on a network of its own (one worker with one slot, 30-second SLA periods): a Cluster key's jobs sent one
+at a time meet its targets; in the next period three at once on the one slot push time to first token p99 past the
 target. /one/sla shows both periods, the packages page shows the figures, and the coordinator's own loop credits
 the Cluster holder's balance exactly once for the breached period (judging again, from another process, adds
 nothing). Runs with the other own-network tests (its build of .web carries its own port)."""
@@ -26,7 +26,8 @@ PERIOD_S = 30
 PACKAGES = REPO / "tests" / "e2e" / "sla_packages.yaml"
 ENV = {**E2E_ENV, "ONE_PACKAGES_PATH": str(PACKAGES), "ONE_SLA_PERIOD_S": str(PERIOD_S), "ONE_SLA_GRACE_S": "1"}
 CLUSTER_PRICE, CREDIT = 100_000_000, 10_000_000  # credit_bps 1000 of the price
-QUEUED_WAIT_S = 5  # how long the second job of the loaded period should wait for the first (target p99: 2.5 s)
+QUEUED_WAIT_S = 4  # how long each loaded job keeps the one slot busy (target p99: 2.5 s; the third waits for two)
+LOADED_JOBS = 3  # a long job is capped by the context (1800 tokens, ~2.4 s on an idle box): the third waits ~4.8 s or more
 
 
 @pytest.fixture(scope="module")
@@ -88,31 +89,32 @@ def balance(net, key: str) -> int:
 def test_sla_figures_move_under_load_and_a_cluster_breach_is_credited_once(sla_net):
     key = buy_cluster(sla_net)
     charged = chat(sla_net, key, 4)  # warm the worker's model before the measured periods
-    started = time.monotonic()
-    charged += chat(sla_net, key, 200)
-    long = min(1800, int(200 * QUEUED_WAIT_S / (time.monotonic() - started)))  # tokens that keep the slot busy that long
 
     calm = next_period()
     for _ in range(4):
         charged += chat(sla_net, key, 4)
+    # The worker's speed, measured just before the loaded period (on a shared 2-core box it changes over a minute).
+    started = time.monotonic()
+    charged += chat(sla_net, key, 200)
+    long = min(1800, int(200 * QUEUED_WAIT_S / (time.monotonic() - started)))  # tokens that keep the slot busy that long
     loaded = next_period()
-    with ThreadPoolExecutor(2) as pool:  # two at once on the one slot: the second waits for the first to finish
-        charged += sum(pool.map(lambda _: chat(sla_net, key, long), range(2)))
+    with ThreadPoolExecutor(LOADED_JOBS) as pool:  # at once on the one slot: each waits for the ones before it
+        charged += sum(pool.map(lambda _: chat(sla_net, key, long), range(LOADED_JOBS)))
     assert int(time.time() // PERIOD_S) == loaded, "the loaded jobs ran past their period"
 
     live = cluster_periods(sla_net)
-    assert live[loaded]["closed"] is False and live[loaded]["jobs"] == 2  # the running period is already shown
+    assert live[loaded]["closed"] is False and live[loaded]["jobs"] == LOADED_JOBS  # the running period is already shown
     assert live[loaded]["ttft_p99_ms"] > 2500 and live[loaded]["breached"] == ["ttft_p99"], live[loaded]
-    assert live[calm]["jobs"] == 4 and live[calm]["ttft_p99_ms"] < 2500 and live[calm]["breached"] == [], live[calm]
+    assert live[calm]["jobs"] == 5 and live[calm]["ttft_p99_ms"] < 2500 and live[calm]["breached"] == [], live[calm]
 
     deadline = time.monotonic() + 3 * PERIOD_S  # the period closes, then the coordinator's loop judges it
     while (periods := cluster_periods(sla_net))[loaded]["credits"] == 0:
         assert time.monotonic() < deadline, periods
         time.sleep(1)
-    assert periods[calm]["closed"] and periods[calm]["jobs"] == 4 and periods[calm]["failed"] == 0
+    assert periods[calm]["closed"] and periods[calm]["jobs"] == 5 and periods[calm]["failed"] == 0
     assert periods[calm]["ttft_p99_ms"] < 2500 and periods[calm]["breached"] == [] and periods[calm]["credits"] == 0
     row = periods[loaded]
-    assert row["closed"] and row["jobs"] == 2 and row["availability_bps"] == 10_000
+    assert row["closed"] and row["jobs"] == LOADED_JOBS and row["availability_bps"] == 10_000
     assert row["ttft_p99_ms"] > 2500 and row["ttft_p50_ms"] < row["ttft_p99_ms"] and row["breached"] == ["ttft_p99"]
     assert (row["credits"], row["credited"]) == (1, CREDIT)
     assert balance(sla_net, key) == CLUSTER_PRICE - charged + CREDIT
