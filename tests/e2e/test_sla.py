@@ -1,5 +1,5 @@
 """SLAs on a network of its own (one worker with one slot, 30-second SLA periods): a Cluster key's jobs sent one
-at a time meet its targets; in the next period three at once on the one slot push time to first token p99 past the
+at a time meet its targets; in the next period two at once on the one slot push time to first token p99 past the
 target. /one/sla shows both periods, the packages page shows the figures, and the coordinator's own loop credits
 the Cluster holder's balance exactly once for the breached period (judging again, from another process, adds
 nothing). Runs with the other own-network tests (its build of .web carries its own port)."""
@@ -25,9 +25,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.own_network]
 PERIOD_S = 30
 PACKAGES = REPO / "tests" / "e2e" / "sla_packages.yaml"
 ENV = {**E2E_ENV, "ONE_PACKAGES_PATH": str(PACKAGES), "ONE_SLA_PERIOD_S": str(PERIOD_S), "ONE_SLA_GRACE_S": "1"}
+TARGET_MS = 1500  # the Cluster's time-to-first-token p99 target (sla_packages.yaml)
 CLUSTER_PRICE, CREDIT = 100_000_000, 10_000_000  # credit_bps 1000 of the price
-QUEUED_WAIT_S = 4  # how long each loaded job keeps the one slot busy (target p99: 2.5 s; the third waits for two)
-LOADED_JOBS = 3  # a long job is capped by the context (1800 tokens, ~2.4 s on an idle box): the third waits ~4.8 s or more
+# How long the first loaded job keeps the one slot busy, so the second waits past the 1.5 s p99 target. The context caps
+# a job at 1800 tokens: ~2.4 s on an idle box, still past the target. (The Cluster reserves 2 slots: only 2 jobs at
+# once are judged, so the wait must come from the second one.)
+QUEUED_WAIT_S = 5
+LOADED_JOBS = 2
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +82,7 @@ def cluster_periods(net) -> dict[int, dict]:
     reply = httpx.get(f"{net.url}/one/sla", timeout=10).json()
     assert reply["period_s"] == PERIOD_S
     (cluster,) = [p for p in reply["packages"] if p["package"] == "cluster"]
-    assert cluster["targets"]["ttft_p99_ms"] == 2500 and cluster["targets"]["credit_bps"] == 1000
+    assert cluster["targets"]["ttft_p99_ms"] == TARGET_MS and cluster["targets"]["credit_bps"] == 1000
     return {row["period"]: row for row in cluster["periods"]}
 
 
@@ -98,24 +102,24 @@ def test_sla_figures_move_under_load_and_a_cluster_breach_is_credited_once(sla_n
     charged += chat(sla_net, key, 200)
     long = min(1800, int(200 * QUEUED_WAIT_S / (time.monotonic() - started)))  # tokens that keep the slot busy that long
     loaded = next_period()
-    with ThreadPoolExecutor(LOADED_JOBS) as pool:  # at once on the one slot: each waits for the ones before it
+    with ThreadPoolExecutor(LOADED_JOBS) as pool:  # at once on the one slot: the second waits for the first
         charged += sum(pool.map(lambda _: chat(sla_net, key, long), range(LOADED_JOBS)))
     assert int(time.time() // PERIOD_S) == loaded, "the loaded jobs ran past their period"
 
     live = cluster_periods(sla_net)
     assert live[loaded]["closed"] is False and live[loaded]["jobs"] == LOADED_JOBS  # the running period is already shown
-    assert live[loaded]["ttft_p99_ms"] > 2500 and live[loaded]["breached"] == ["ttft_p99"], live[loaded]
-    assert live[calm]["jobs"] == 5 and live[calm]["ttft_p99_ms"] < 2500 and live[calm]["breached"] == [], live[calm]
+    assert live[loaded]["ttft_p99_ms"] > TARGET_MS and live[loaded]["breached"] == ["ttft_p99"], live[loaded]
+    assert live[calm]["jobs"] == 5 and live[calm]["ttft_p99_ms"] < TARGET_MS and live[calm]["breached"] == [], live[calm]
 
     deadline = time.monotonic() + 3 * PERIOD_S  # the period closes, then the coordinator's loop judges it
     while (periods := cluster_periods(sla_net))[loaded]["credits"] == 0:
         assert time.monotonic() < deadline, periods
         time.sleep(1)
     assert periods[calm]["closed"] and periods[calm]["jobs"] == 5 and periods[calm]["failed"] == 0
-    assert periods[calm]["ttft_p99_ms"] < 2500 and periods[calm]["breached"] == [] and periods[calm]["credits"] == 0
+    assert periods[calm]["ttft_p99_ms"] < TARGET_MS and periods[calm]["breached"] == [] and periods[calm]["credits"] == 0
     row = periods[loaded]
     assert row["closed"] and row["jobs"] == LOADED_JOBS and row["availability_bps"] == 10_000
-    assert row["ttft_p99_ms"] > 2500 and row["ttft_p50_ms"] < row["ttft_p99_ms"] and row["breached"] == ["ttft_p99"]
+    assert row["ttft_p99_ms"] > TARGET_MS and row["ttft_p50_ms"] < row["ttft_p99_ms"] and row["breached"] == ["ttft_p99"]
     assert (row["credits"], row["credited"]) == (1, CREDIT)
     assert balance(sla_net, key) == CLUSTER_PRICE - charged + CREDIT
 
@@ -145,7 +149,7 @@ def pages_show(net) -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(net.url + "/packages")
         card = page.locator("[data-package=cluster] [data-testid=sla]")
-        expect(card).to_contain_text("p99 ≤ 2500 ms", timeout=30_000)
+        expect(card).to_contain_text(f"p99 ≤ {TARGET_MS} ms", timeout=30_000)
         expect(card).to_contain_text("credits 10 USDC")
         expect(card.locator("[data-testid=sla-measured]")).to_contain_text("missed ttft_p99")
         expect(page.locator("[data-package=pro] [data-testid=sla-measured]")).to_contain_text("not measured yet")
