@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -128,6 +129,7 @@ class Broker:
         self.live: dict[str, str] = {}  # replica incarnation -> its name, for every replica with a fresh heartbeat
         # Replicas seen to stop beating (one that joined since our last heartbeat is in neither: it is not dead).
         self.dead: OrderedDict[str, None] = OrderedDict()
+        self._last_death = -math.inf  # when we last saw a replica die (lost claims are looked for a while after)
         self.waiting = {"dedicated": 0, "included": 0}
         self._outbox: list[Callable[[Any], None]] = []
         self._queued = False  # the outbox holds an enqueue
@@ -436,6 +438,8 @@ class Broker:
         seen = {r: json.loads(v) for r, v in replicas.items()}
         self.live = {r: v["name"] for r, v in seen.items() if now - v["at"] < DEAD_AFTER_S}
         for replica in seen.keys() - self.live.keys():
+            if replica not in self.dead:
+                self._last_death = time.monotonic()
             self.dead[replica] = None
         while len(self.dead) > 1000:
             self.dead.popitem(last=False)
@@ -456,7 +460,7 @@ class Broker:
             await self.redis.hdel(WORKERS, *stale)
         for replica in seen.keys() - self.live.keys():
             await self._reap(replica, now - seen[replica]["at"])
-        self._watch_jobs()
+        await self._watch_jobs()
         if total and self._has_free_worker():
             self.want_pump()  # the safety net under the wake-ups
 
@@ -472,9 +476,10 @@ class Broker:
         await self.redis.delete(_holds_key(replica), _events_key(replica))
         log.warning("replica %s went away: released %d held jobs' credit", replica, len(jobs))
 
-    def _watch_jobs(self) -> None:
+    async def _watch_jobs(self) -> None:
         """Our clients' jobs on a replica that died fail over (before the first delta) or end in a clean error; other
         replicas' jobs whose client's replica died stop."""
+        await self._learn_lost_claims()
         for job_id, job in list(self.mine.items()):
             executor = self.executor_of.get(job_id)
             if job.finished or executor not in self.dead:
@@ -490,6 +495,22 @@ class Broker:
         for job_id, job in list(self.running.items()):
             if job.origin in self.dead:
                 asyncio.get_running_loop().create_task(self.scheduler.cancel(job))
+
+    async def _learn_lost_claims(self) -> None:
+        """After a replica died: our waiting jobs it had claimed but not yet told us about (it died in between) are
+        found by the executor their hash names, so they fail over now instead of waiting out the queue timeout."""
+        if time.monotonic() - self._last_death > DEAD_AFTER_S * 10:
+            return
+        waiting = [j for j in self.mine.values() if not j.finished and j.worker is None and j.job_id not in self.executor_of]
+        if not waiting:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in waiting:
+                pipe.hget(_job_key(job.job_id), "executor")
+            executors = await pipe.execute()
+        for job, executor in zip(waiting, executors):
+            if executor and executor != self.replica:
+                self.executor_of[job.job_id] = executor
 
     # --- job <-> Redis ------------------------------------------------------------------------------
     def _head(self, job: Job) -> dict[str, Any]:

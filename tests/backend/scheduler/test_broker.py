@@ -244,3 +244,27 @@ async def test_a_replica_sees_a_dead_one_even_when_another_released_its_credit_f
     with pytest.raises(InferenceError) as failed:
         await asyncio.wait_for(streaming, 10)
     assert failed.value.code == "worker_lost"
+
+
+@pytest.mark.asyncio
+async def test_a_job_claimed_by_a_replica_that_died_before_saying_so_fails_over_at_once(postgres_db, broker_db, monkeypatch):
+    """b claims a's job and dies before its "dispatched" event leaves: a finds the claim in the job's hash and moves the
+    job to c's worker after b's silence, not after the 30-second queue timeout."""
+    monkeypatch.setattr(broker_module, "DEAD_AFTER_S", 2.0)
+    a, b, c = Replica("a"), Replica("b"), Replica("c")
+    a.settings.queue_timeout_s = 30
+    on_b, on_c = Peer(b.scheduler, slots=1), Peer(c.scheduler, slots=1)
+    await b.join(on_b)
+    await a.join()
+    await heard_of(a, on_b)
+    sent = b.broker.forward
+    monkeypatch.setattr(b.broker, "forward", lambda origin, job_id, event: None if event[0] == "dispatched" else sent(origin, job_id, event))
+    started = time.monotonic()
+    asking = asyncio.create_task(collect(a.service, Caller(account_id="x")))
+    await on_b.next_job()
+    await c.join(on_c)
+    b.die()
+    job = await asyncio.wait_for(on_c.next_job(), 15)
+    on_c.answer(job, "moved")
+    assert (await asyncio.wait_for(asking, 10))[0] == "moved"
+    assert time.monotonic() - started < 15
