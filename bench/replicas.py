@@ -250,7 +250,6 @@ class LoadNetwork:
         self.database = f"one_load_{uuid.uuid4().hex[:8]}"
         self.redis_dbs = (10, 11)  # broker, Reflex state
         self.upstream_port = free_port()
-        self.upstream: subprocess.Popen | None = None
         self.net = None
         self.database_in_use = None
         self.free_port = free_port
@@ -266,10 +265,6 @@ class LoadNetwork:
             conn.execute(f'CREATE DATABASE "{self.database}"')
         for n in self.redis_dbs:
             redis.Redis(db=n).flushdb()
-        self.upstream = subprocess.Popen(
-            [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(self.upstream_port),
-             "--workers", "1", "bench.instant_upstream:app"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.database}"
         self.net = ReplicaSet(
             data_dir=self.work / "data", log_dir=self.log_dir, front_port=self.free_port(),
@@ -278,6 +273,9 @@ class LoadNetwork:
             extra_env={"ONE_CATALOG_PATH": str(REPO / "bench" / "catalog.yaml"), "ONE_MAX_QUEUE_DEPTH": "100000",
                        "ONE_RATE_LIMIT_PER_KEY": "1000000", "ONE_RATE_LIMIT_PER_ACCOUNT": "1000000"},  # the network, not the limits
         )  # fmt: skip
+        # The engine the workers front, in a process group the network stops (granian's own worker process with it).
+        self.net.spawn("upstream", [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port",
+                                    str(self.upstream_port), "--workers", "1", "bench.instant_upstream:app"], dict(os.environ))  # fmt: skip
         self.net.start(replicas=self.replicas)
         for i in range(self.workers):  # through the front door: a worker whose replica dies rejoins another
             self.add_worker(f"load-worker-{i}")
@@ -308,9 +306,6 @@ class LoadNetwork:
 
         if self.net is not None:
             self.net.stop_all()
-        if self.upstream is not None:
-            self.upstream.kill()
-            self.upstream.wait(10)
         if self.database_in_use is not None:
             self.database_in_use.__exit__(None, None, None)
         for n in self.redis_dbs:

@@ -8,6 +8,7 @@ OpenAI-compatible engine that streams slowly (bench/instant_upstream.py), a mete
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from backend.dev.devnet import wait_for_workers
+from backend.dev.devnet import stop_groups, wait_for_workers
 from bench.replicas import seed_accounts, use_database
 from tests.conftest import free_port
 from tests.processes import wait_for
@@ -30,22 +31,21 @@ def coordinator(tmp_path):
            "PYTHONUNBUFFERED": "1", "ONE_DATABASE_URL": ""}  # fmt: skip
     log = open(tmp_path / "processes.log", "ab")
     procs = [subprocess.Popen([sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(upstream),
-                               "--workers", "1", "bench.instant_upstream:app"], cwd=REPO, stdout=log, stderr=log)]  # fmt: skip
+                               "--workers", "1", "bench.instant_upstream:app"], cwd=REPO, stdout=log, stderr=log, start_new_session=True)]  # fmt: skip
     procs.append(subprocess.Popen([sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port",
-                                   str(port), "--workers", "1", "backend.api.app:create_api"], cwd=REPO, env=env, stdout=log, stderr=log))  # fmt: skip
+                                   str(port), "--workers", "1", "backend.api.app:create_api"], cwd=REPO, env=env, stdout=log, stderr=log,
+                                  start_new_session=True))  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         assert wait_for(lambda: _answers(url), 60), "the coordinator did not start"
         procs.append(subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--coordinator", url, "--key-file", str(tmp_path / "w.key"),
                                        "--engine", f"openai:bench-model=http://127.0.0.1:{upstream}/v1#bench-model", "--slots", "4"],
-                                      cwd=REPO, env=env, stdout=log, stderr=log))  # fmt: skip
+                                      cwd=REPO, env=env, stdout=log, stderr=log, start_new_session=True))  # fmt: skip
         wait_for_workers(url, 1)
         with use_database("", tmp_path):
             yield url, seed_accounts(1)[0]
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait(10)
+        stop_groups({proc.pid: proc for proc in procs}, signal.SIGKILL)  # granian's own worker processes too
         log.close()
 
 
