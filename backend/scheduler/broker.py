@@ -169,9 +169,6 @@ class Broker:
     def remote_workers(self) -> list[RemoteWorker]:
         return list(self.remote.values())
 
-    def replica_name(self, replica: str) -> str:
-        return self.live.get(replica, replica.rsplit("-", 1)[0])
-
     # --- the client's side ------------------------------------------------------------------
     def submit(self, job: Job) -> None:
         """Queue a job network-wide; whichever replica first has a worker for it runs it."""
