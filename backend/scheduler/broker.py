@@ -10,6 +10,7 @@ lives in Redis (`ONE_BROKER_URL`):
   holds, added by whichever replica runs them. Entries are deleted as soon as they are read: no output stays.
 - `one:control`, a stream every replica reads: "jobs are waiting" wake-ups and cancels.
 - `one:replicas`, `one:workers`: heartbeats, and every worker of the network with the replica it is connected to.
+- `one:quarantined`: workers an audit caught on any replica; every replica stops routing to them.
 - `one:holds:<replica>`: the jobs holding credit at a replica; when it dies the survivors release them.
 
 The replica holding the client writes the receipt (it relayed the output and checks the worker's attestation), so
@@ -39,6 +40,7 @@ QUEUE = "one:queue"
 CONTROL = "one:control"
 REPLICAS = "one:replicas"
 WORKERS = "one:workers"
+QUARANTINED = "one:quarantined"  # workers an audit caught, on any replica: none of them routes to them
 HEARTBEAT_S = 1.0
 # A replica silent this long is gone: jobs it ran fail over (or end in a clean error), jobs of its clients stop, and
 # the credit its clients' jobs held is released.
@@ -427,11 +429,15 @@ class Broker:
             pipe.hset(REPLICAS, self.replica, json.dumps({"name": self.name, "at": now}))
             for w in local.values():
                 pipe.hset(WORKERS, w.worker_id, json.dumps({**w.public(), "replica": self.name, "instance": self.replica, "at": now}))
+            if self.scheduler.quarantined:
+                pipe.sadd(QUARANTINED, *self.scheduler.quarantined)
+            pipe.smembers(QUARANTINED)
             pipe.hgetall(REPLICAS)
             pipe.hgetall(WORKERS)
             pipe.zcount(QUEUE, "-inf", f"({PRIORITY_INCLUDED * _PRIORITY_STEP}")
             pipe.zcard(QUEUE)
-            *_, replicas, workers, dedicated, total = await pipe.execute()
+            *_, quarantined, replicas, workers, dedicated, total = await pipe.execute()
+        self.scheduler.quarantined |= quarantined
         seen = {r: json.loads(v) for r, v in replicas.items()}
         self.live = {r: v["name"] for r, v in seen.items() if now - v["at"] < DEAD_AFTER_S}
         for replica in seen.keys() - self.live.keys():

@@ -268,3 +268,15 @@ async def test_a_job_claimed_by_a_replica_that_died_before_saying_so_fails_over_
     on_c.answer(job, "moved")
     assert (await asyncio.wait_for(asking, 10))[0] == "moved"
     assert time.monotonic() - started < 15
+
+
+@pytest.mark.asyncio
+async def test_a_worker_quarantined_at_one_replica_gets_no_more_jobs_at_another(postgres_db, broker_db):
+    """An audit at replica a catches a worker connected to b: within a heartbeat b stops routing to it too."""
+    a, b, worker = await two_replicas(slots=1)
+    a.scheduler.quarantine(worker.conn.worker_id)
+    await until(lambda: worker.conn.worker_id in b.scheduler.quarantined, 5)
+    assert not b.scheduler.routable() and not a.scheduler.network()
+    with pytest.raises(InferenceError) as refused:
+        await collect(b.service, Caller(account_id="x"))
+    assert refused.value.code == "model_unavailable"
