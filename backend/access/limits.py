@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from backend.config import Settings
@@ -54,20 +55,29 @@ class RateLimiter:
 
     def hit(self, buckets: list[tuple[str, int]], now: float | None = None) -> Quota:
         """Count one request against every bucket if all have room; the tightest bucket is reported."""
-        now = time.time() if now is None else now
-        window = int(now // self.window_s)
-        reset_s = max(1, math.ceil((window + 1) * self.window_s - now))
+        window, reset_s = _window(self.window_s, now)
         with self._lock:
             if window != self._window:
                 self._window, self._counts = window, {}
-            used = [(self._counts.get(name, 0), limit) for name, limit in buckets]
-            allowed = all(count < limit for count, limit in used)
+            counts = [self._counts.get(name, 0) for name, _ in buckets]
+            allowed = all(count < limit for count, (_, limit) in zip(counts, buckets))
             if allowed:
                 for name, _ in buckets:
                     self._counts[name] = self._counts.get(name, 0) + 1
-            remaining = min(limit - count - (1 if allowed else 0) for count, limit in used)
-            limit = min(limit for _, limit in buckets)
-        return Quota(limit=limit, remaining=max(remaining, 0), reset_s=reset_s, allowed=allowed)
+        return _quota(buckets, counts, allowed, reset_s)
+
+
+def _window(window_s: float, now: float | None) -> tuple[int, int]:
+    """The fixed window `now` falls in, and the whole seconds until the next one starts (at least 1)."""
+    now = time.time() if now is None else now
+    window = int(now // window_s)
+    return window, max(1, math.ceil((window + 1) * window_s - now))
+
+
+def _quota(buckets: list[tuple[str, int]], counts: list[int], allowed: bool, reset_s: int) -> Quota:
+    """Where the caller stands: the tightest bucket's room, given each bucket's count before this request."""
+    remaining = min(limit - count - (1 if allowed else 0) for count, (_, limit) in zip(counts, buckets))
+    return Quota(limit=min(limit for _, limit in buckets), remaining=max(remaining, 0), reset_s=reset_s, allowed=allowed)
 
 
 # Count one request against every bucket if all have room (atomically, for every replica at once). KEYS: the buckets'
@@ -97,13 +107,10 @@ class SharedRateLimiter:
         self._hit = aioredis.Redis.from_url(redis_url).register_script(_SHARED_HIT)
 
     async def hit(self, buckets: list[tuple[str, int]], now: float | None = None) -> Quota:
-        now = time.time() if now is None else now
-        window = int(now // self.window_s)
-        reset_s = max(1, math.ceil((window + 1) * self.window_s - now))
+        window, reset_s = _window(self.window_s, now)
         keys = [f"one:rate:{window}:{name}" for name, _ in buckets]
         allowed, *counts = await self._hit(keys=keys, args=[int(self.window_s) + 1, *(limit for _, limit in buckets)])
-        remaining = min(limit - count - (1 if allowed else 0) for count, (_, limit) in zip(counts, buckets))
-        return Quota(limit=min(limit for _, limit in buckets), remaining=max(remaining, 0), reset_s=reset_s, allowed=bool(allowed))
+        return _quota(buckets, counts, bool(allowed), reset_s)
 
 
 class Rates:
@@ -121,11 +128,17 @@ class Rates:
         return await self.shared.hit(buckets)
 
 
+@lru_cache(maxsize=8)
+def _networks(cidrs: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Parsed once per setting, not on every key-less request."""
+    return [ipaddress.ip_network(net, strict=False) for net in cidrs]
+
+
 def client_address(peer: str, forwarded_for: str, trusted_proxies: list[str]) -> str:
     """The caller's address: the connection's peer, unless that peer is a trusted proxy (the front door), whose
     X-Forwarded-For then names the caller: its right-most entry that is not itself a trusted proxy. Entries left of
     it were written by the caller and prove nothing."""
-    trusted = [ipaddress.ip_network(net, strict=False) for net in trusted_proxies]
+    trusted = _networks(tuple(trusted_proxies))
 
     def is_trusted(address: str) -> bool:
         try:
