@@ -69,6 +69,7 @@ def record_overclaim(worker_id: str, scheduler: Scheduler) -> float:
     conn = scheduler.workers.get(worker_id)
     if conn is not None:
         conn.reliability = value
+        scheduler.reweigh(conn)
     log.warning("worker %s… claimed far more usage than it relayed (overclaims: %d)", worker_id[:12], record.overclaims)
     return value
 
@@ -240,6 +241,7 @@ class Auditor:
                 conn = self.scheduler.workers.get(wid)
                 if conn is not None:
                     conn.reliability = reliability(record)
+                    self.scheduler.reweigh(conn)
             db.commit()
         if culprit:
             self.scheduler.quarantine(culprit)

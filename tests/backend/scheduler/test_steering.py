@@ -71,6 +71,8 @@ async def test_sort_by_latency_and_by_reliability(service):
     fast, slow = await _peer(service, reliability=0.8), await _peer(service, reliability=0.99)
     fast.conn.served, fast.conn.latency_ewma_s = 5, 0.05
     slow.conn.served, slow.conn.latency_ewma_s = 5, 0.9
+    for peer in (fast, slow):  # a standing set by hand: re-ranked as the scheduler's own updates are
+        service.scheduler.touch(peer.conn)
     peer, _ = await _served_by(service, [fast, slow], {"model": "tiny-chat", "messages": MESSAGES, "route": {"sort": "latency"}})
     assert peer is fast
     peer, _ = await _served_by(service, [fast, slow], {"model": "tiny-chat", "messages": MESSAGES, "route": {"sort": "reliability"}})
