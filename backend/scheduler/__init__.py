@@ -103,6 +103,7 @@ class WorkerConnection:
     cluster: str | None = None  # the Cluster this node is dedicated to (with its consent): it runs no one else's jobs
     close: Callable[[], Awaitable[None]] | None = None  # hang up its socket (a Cluster removed the node)
     indexed: int = 0  # generation of its entries in the scheduler's free-worker index (older entries are stale)
+    counted: int = 0  # what it adds to the index's public capacity of each of its models (FreeWorkers.capacity)
 
     def dedicated_to(self, cluster: str | None) -> bool:
         """Whether this worker is one of that Cluster's own nodes."""
@@ -127,6 +128,11 @@ class WorkerConnection:
     def weight(self) -> float:
         """Routing weight: audited reliability times job health. A worker at half weight looks twice as loaded."""
         return max(self.reliability * self.health, 1e-6)
+
+    def public_capacity(self) -> int:
+        """Its free slots as public capacity, in millionths of a slot, weighed by its job health: slots of a worker that
+        drops its jobs are not capacity. Integers, so the index's running sums stay exact. A Cluster's node: none."""
+        return max(self.free_slots, 0) * round(self.health * 1_000_000) if self.cluster is None else 0
 
     def public(self) -> dict[str, Any]:
         return {
@@ -171,51 +177,80 @@ class FreeWorkers:
     """Workers with a free slot, as heaps per (model, Cluster or None for public workers, sort): a match looks at the
     top of one or two heaps instead of every worker (10,000 workers: microseconds, not milliseconds).
 
-    Entries are never updated in place. A worker whose rank may have changed is `touch`ed: its generation goes up and
-    fresh entries are pushed; older entries are dropped when they reach the top. A change nobody touched (an audit
-    lowering reliability) is caught at the top too: an entry whose worker now ranks worse is pushed back re-ranked."""
+    Entries (`_order`'s rank, then a sequence number, the worker's generation and the worker) are never updated in
+    place. A worker whose rank may have changed is `touch`ed: its generation goes up and fresh entries are pushed;
+    older entries are dropped when they reach the top. A change nobody touched (a standing lowered from outside) is
+    caught at the top too: an entry whose worker now ranks worse is pushed back re-ranked. The heaps of a caller's
+    sort (latency, reliability) are built the first time a job asks for it, from the default order's heaps."""
 
     def __init__(self) -> None:
-        self.heaps: dict[tuple[str, str | None, str | None], list[tuple[tuple, int, int, WorkerConnection]]] = {}
+        self.heaps: dict[tuple[str, str | None, str | None], list[tuple]] = {}
+        self.sorts: set[str | None] = {None}  # the orders kept up to date
+        self._live: dict[tuple[str, str | None, str | None], int] = {}  # a heap's size when last compacted
         self._seq = itertools.count()
+        # Per model: the public capacity of the workers here (WorkerConnection.public_capacity), kept up to date by
+        # `touch` so checking Dedicated reservations costs no scan.
+        self.capacity: dict[str, int] = {}
 
-    def touch(self, worker: WorkerConnection, listed: bool, population: int) -> None:
-        """`worker`'s load, slots or standing changed; `listed`: it may get jobs (registered, not quarantined);
-        `population`: how many workers are registered (a heap twice that size is mostly stale: compacted)."""
+    def touch(self, worker: WorkerConnection, listed: bool) -> None:
+        """`worker`'s load, slots or standing changed; `listed`: it may get jobs (registered, not quarantined)."""
         worker.indexed += 1
+        counts = worker.public_capacity() if listed else 0
+        if counts != worker.counted:
+            for model in worker.models:
+                self.capacity[model] = self.capacity.get(model, 0) + counts - worker.counted
+            worker.counted = counts
         if not listed or worker.free_slots <= 0:
-            return
+            return  # out of the index until a touch finds it free again
         for model in worker.models:
-            for sort in SORTS:
-                heap = self.heaps.setdefault((model, worker.cluster, sort), [])
-                heapq.heappush(heap, (_order(worker, sort), next(self._seq), worker.indexed, worker))
-                if len(heap) > 2 * population + 64:
-                    self._compact(heap)
+            for sort in self.sorts:
+                key = (model, worker.cluster, sort)
+                heap = self.heaps.get(key)
+                if heap is None:
+                    heap = self.heaps[key] = []
+                heapq.heappush(heap, (*_order(worker, sort), next(self._seq), worker.indexed, worker))
+                if len(heap) > 2 * self._live.get(key, 0) + 64:
+                    self._compact(key)
 
-    def _compact(self, heap: list) -> None:
-        """Drop stale entries (workers touched since) so a busy index stays the size of its workers."""
-        heap[:] = [e for e in heap if e[2] == e[3].indexed]
+    def _compact(self, key: tuple[str, str | None, str | None]) -> None:
+        """Drop stale entries (workers touched since), so a heap stays about the size of its free workers."""
+        heap = self.heaps[key]
+        heap[:] = [e for e in heap if e[-2] == e[-1].indexed]
         heapq.heapify(heap)
+        self._live[key] = len(heap)
+
+    def _start_sort(self, sort: str) -> None:
+        """Keep `sort`'s heaps from now on, built from the current entries of the default order's."""
+        self.sorts.add(sort)
+        for (model, cluster, order), heap in list(self.heaps.items()):
+            if order is None:
+                live = [e[-1] for e in heap if e[-2] == e[-1].indexed]
+                built = [(*_order(w, sort), next(self._seq), w.indexed, w) for w in live]
+                heapq.heapify(built)
+                self.heaps[(model, cluster, sort)] = built
+                self._live[(model, cluster, sort)] = len(built)
 
     def best(self, key: tuple[str, str | None, str | None], job: Job, listed: Callable[[WorkerConnection], bool],
              tried: list[WorkerConnection]) -> WorkerConnection | None:
         """The top-ranked worker of one heap that may run `job` and has not tried it; workers that already tried it
         (and may run it) are added to `tried` for the caller's last resort."""
+        sort = key[2]
+        if sort not in self.sorts:
+            self._start_sort(sort)
         heap = self.heaps.get(key)
         if not heap:
             return None
-        sort = key[2]
         aside: list = []
         found = None
         while heap:
             entry = heap[0]
-            rank, _, gen, worker = entry
-            if gen != worker.indexed or worker.free_slots <= 0 or not listed(worker):
+            worker = entry[-1]
+            if entry[-2] != worker.indexed or worker.free_slots <= 0 or not listed(worker):
                 heapq.heappop(heap)  # stale, full (a touch brings it back when a slot frees) or gone
                 continue
             now = _order(worker, sort)
-            if now > rank:  # ranks worse than when it was pushed: back in its place
-                heapq.heapreplace(heap, (now, next(self._seq), gen, worker))
+            if now > entry[:-3]:  # ranks worse than when it was pushed: back in its place
+                heapq.heapreplace(heap, (*now, next(self._seq), worker.indexed, worker))
                 continue
             if worker.worker_id in job.exclude or not job.steering.admits(worker):
                 aside.append(heapq.heappop(heap))
@@ -272,7 +307,7 @@ class Scheduler:
 
     def touch(self, worker: WorkerConnection) -> None:
         """Its load, slots or standing changed: re-ranked in the free-worker index (call after every such change)."""
-        self.free.touch(worker, self._listed(worker), len(self.workers))
+        self.free.touch(worker, self._listed(worker))
 
     def routable(self) -> list[WorkerConnection]:
         """This replica's own workers that may get jobs: the ones it dispatches to."""
@@ -298,8 +333,10 @@ class Scheduler:
     def free_slots(self, model: str) -> int:
         """Free public capacity for `model`, each worker's free slots weighed by its job health: slots of a worker that
         drops its jobs are not capacity, so they cannot make room for Included jobs in Dedicated reservations.
-        Cluster nodes are not public capacity."""
-        return round(sum(max(w.free_slots, 0) * w.health for w in self.network() if model in w.models and w.cluster is None))
+        Cluster nodes are not public capacity. This replica's workers are counted by the index as they change."""
+        remote = self.broker.remote_workers() if self.broker is not None else []
+        micro = self.free.capacity.get(model, 0) + sum(w.public_capacity() for w in remote if model in w.models and w.worker_id not in self.quarantined)
+        return (micro + 500_000) // 1_000_000
 
     def reserved_for(self, model: str) -> int:
         self._refresh_if_stale()
