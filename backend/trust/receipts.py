@@ -99,7 +99,8 @@ class ReceiptLog:
         with session() as db:
             if db.get_bind().dialect.name == "postgresql":
                 db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK_ID})
-            head = db.execute(select(ReceiptRecord.seq, ReceiptRecord.hash).order_by(col(ReceiptRecord.seq).desc()).limit(1)).first()
+            newest = select(ReceiptRecord.seq, ReceiptRecord.hash).order_by(col(ReceiptRecord.seq).desc()).limit(1)
+            head = db.execute(newest).first()
             seq, prev = (head.seq + 1, head.hash) if head else (0, rc.GENESIS_PREV)
             ts = rfc3339_now()  # the batch is appended at one instant: one timestamp for all of it
             out, rows, settlements = [], [], []
@@ -109,7 +110,8 @@ class ReceiptLog:
                 body = rc.build_receipt(seq=seq, prev=prev, ts=ts, coordinator=self.coordinator, **fields)
                 digest = rc.receipt_hash(body)
                 stored = {**body, "hash": digest, "sig": sign_hex(self.key, bytes.fromhex(digest))}
-                rows.append({"seq": seq, "hash": digest, "job": body["job"], "account": body["account"], "ts": ts, "stored": json.dumps(stored)})
+                rows.append({"seq": seq, "hash": digest, "job": body["job"], "account": body["account"], "ts": ts,
+                             "stored": json.dumps(stored)})  # fmt: skip
                 if settle is not None:  # the charge lands in the same transaction as its receipt
                     settlements.append((stored, *settle))
                 out.append(stored)
