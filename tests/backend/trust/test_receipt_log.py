@@ -131,3 +131,17 @@ async def test_a_group_committed_batch_settles_each_charge_exactly_once(request,
     assert all(ledger.has_key(ledger.CHARGE_KEY_PREFIX + r["hash"]) == (r["job"] != "free") for r in stored)
     assert not any(ledger.has_key(f"hold:job{i}") for i in range(10)) and ledger.has_key("hold:job10")
     assert verify_chain(ReceiptLog.chain()).ok
+
+
+async def test_a_cancelled_caller_still_gets_its_receipt_stored(sqlite_db):
+    """A request cancelled while its receipt waits for the writer (the client hung up) does not lose the receipt,
+    nor break the batch for the others."""
+    log, worker = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), SigningKey.generate()
+    callers = [asyncio.ensure_future(log.append(**signed_fields(worker, f"job{i}"))) for i in range(6)]
+    await asyncio.sleep(0)  # every caller has queued its fields
+    callers[2].cancel()
+    stored = [await c for i, c in enumerate(callers) if i != 2]
+    assert callers[2].cancelled() and len(stored) == 5
+    chain = ReceiptLog.chain()
+    assert sorted(r["job"] for r in chain) == [f"job{i}" for i in range(6)]
+    assert verify_chain(chain).ok
