@@ -37,11 +37,19 @@ def test_jcs_fast_path_writes_the_bytes_rfc8785_writes(value):
     assert rc.jcs(value) == expected
 
 
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.floats(min_value=-1e6, max_value=1e6))
+def test_jcs_writes_every_float_as_rfc8785_does(number):
+    """Plain decimals (a request's temperature) stay on the fast path; exponents and whole floats go to rfc8785."""
+    assert rc.jcs({"temperature": number, "n": [number]}) == rfc8785.dumps({"temperature": number, "n": [number]})
+
+
 def test_jcs_fast_path_edges_match_rfc8785():
     edges = [
         {"\u00e9": 1, "z": 2, "a\x7f": "\x00\x1f\x7f\u2028\"\\/\b\f\n\r\t"},  # escapes; U+2028 stays raw
         {"\U0001f600": 1, "\uffff": 2},  # UTF-16 order puts the astral key first; code-point order would not
         [2**53 - 1, -(2**53) + 1, 0, -0, True, False, None, [], {}],
+        [0.7, -0.5, 0.1 + 0.2, 0.0001, 0.00001, 1e-7, 123.0, -0.0, 1e16, 1e21, 1234567890123456.8, 5e-324, 1.7976931348623157e308],
         {"usage": {"input_tokens": 7, "output_tokens": 5, "images": 0}, "parent": None, "ts": "2026-01-01T00:00:00.000Z"},
     ]
     for value in edges:
