@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import delete, func, text
+from sqlalchemy import delete, func, insert, text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from backend.db import session
 from backend.db.models import LedgerEntry
@@ -103,12 +103,16 @@ def release(job: str) -> None:
 CHARGE_KEY_PREFIX = "charge:"  # + receipt hash: the debit a receipt made (settlement pays only these)
 
 
-def settle_in(db: Session, receipt: dict[str, Any], account: str, epoch: int | None) -> None:
-    """Inside the receipt's own transaction: drop the job's hold and debit exactly the receipt's charge."""
-    db.exec(delete(LedgerEntry).where(LedgerEntry.key == f"hold:{receipt['job']}"))
-    charge = receipt["charge"]
-    db.add(LedgerEntry(key=CHARGE_KEY_PREFIX + receipt["hash"], account=account, unit=charge["unit"], epoch=epoch,
-                       amount=-charge["amount"], kind="charge", created_at=time.time()))  # fmt: skip
+def settle_in(db: Session, settlements: list[tuple[dict[str, Any], str, int | None]]) -> None:
+    """Inside the receipts' own transaction: for each (receipt, account, epoch), drop the job's hold and debit
+    exactly the receipt's charge (one delete and one multi-row insert for a whole group-committed batch)."""
+    db.exec(delete(LedgerEntry).where(col(LedgerEntry.key).in_([f"hold:{receipt['job']}" for receipt, _, _ in settlements])))
+    now = time.time()
+    db.execute(insert(LedgerEntry), [
+        {"key": CHARGE_KEY_PREFIX + receipt["hash"], "account": account, "unit": receipt["charge"]["unit"], "epoch": epoch,
+         "amount": -receipt["charge"]["amount"], "kind": "charge", "created_at": now}
+        for receipt, account, epoch in settlements
+    ])  # fmt: skip
 
 
 def _check_int(amount: Any) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import math
 import struct
 from typing import Any, Iterable, Mapping
 
@@ -26,9 +28,42 @@ USAGE_KEYS = ("input_tokens", "output_tokens", "images")
 ENVELOPE_KEYS = ("hash", "sig")
 
 
+_SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE doubles: larger integers are out of its domain
+_canonical_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")).encode
+
+
 def jcs(value: Any) -> bytes:
-    """RFC 8785 canonical JSON bytes."""
+    """RFC 8785 canonical JSON bytes.
+
+    Receipts, attestations and request bodies are almost always strings, integers, plain decimals, null, booleans,
+    lists and ASCII-keyed objects; for those the stdlib's C encoder writes exactly the JCS bytes (same escapes,
+    lowercase `\\u00xx`, raw UTF-8, keys in code-point order, which is UTF-16 order for ASCII keys) about 20x faster
+    than `rfc8785`, the reference this falls back to for anything else (exponents, whole floats, huge integers, other
+    keys, bad text).
+    """
+    if _plain(value):
+        try:
+            return _canonical_json(value).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: let rfc8785 reject it in its own words
+            pass
     return rfc8785.dumps(value)
+
+
+def _plain(value: Any) -> bool:
+    """Is `value` made only of what the stdlib encodes byte for byte as JCS does?"""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return -_SAFE_INT <= value <= _SAFE_INT
+    if kind is float:  # rfc8785 writes Python's shortest digits too; only its exponent and "1.0" -> "1" forms differ
+        text = repr(value)
+        return math.isfinite(value) and "e" not in text and not text.endswith(".0")
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return False
 
 
 def sha256hex(data: bytes) -> str:

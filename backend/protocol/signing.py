@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from nacl.exceptions import BadSignatureError
@@ -47,10 +48,16 @@ def sign_hex(key: SigningKey, message: bytes) -> str:
     return key.sign(message).signature.hex()
 
 
+@lru_cache(maxsize=4096)
+def _verify_key(pubkey_hex: str) -> VerifyKey:
+    """A log names a few keys many times (one coordinator, its workers): decode each once."""
+    return VerifyKey(bytes.fromhex(pubkey_hex))
+
+
 def verify_hex(pubkey_hex: str, message: bytes, sig_hex: str) -> bool:
     """True when `sig_hex` is a valid Ed25519 signature of `message` by `pubkey_hex`; never raises."""
     try:
-        VerifyKey(bytes.fromhex(pubkey_hex)).verify(message, bytes.fromhex(sig_hex))
+        _verify_key(pubkey_hex).verify(message, bytes.fromhex(sig_hex))
         return True
     except (BadSignatureError, ValueError, TypeError):
         return False

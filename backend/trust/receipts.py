@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from nacl.signing import SigningKey
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -49,13 +49,15 @@ class ReceiptLog:
     async def append(self, **fields: Any) -> dict[str, Any]:
         """Build, hash, sign and store the next receipt; returns it with `hash` and `sig`.
 
-        `settle=(account, epoch)` also debits the receipt's charge (and drops the job's hold) atomically.
+        `settle=(account, epoch)` also debits the receipt's charge (and drops the job's hold) atomically. A caller
+        cancelled while it waits still gets its receipt stored (the writer skips answering it): no shield needed,
+        which halves what an append costs the event loop.
         """
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((fields, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_waiting())
-        return await asyncio.shield(done)
+        return await done
 
     async def append_own(self, *, job: str, kind: str, lane: str, account: str, model: str, request_digest: str, output_digest: str,
                          parent: str | None) -> dict[str, Any]:  # fmt: skip
@@ -92,23 +94,33 @@ class ReceiptLog:
         raise RuntimeError("receipt log contention: could not append after 5 tries")
 
     def _append_sync(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One transaction for the whole batch: lock (Postgres), read the head's seq and hash, then chain, hash and
+        sign each receipt and write them all in one multi-row insert (a Core executemany: no ORM object per
+        receipt), with the charges of those that settle, and commit. Each receipt is serialised once for its hash
+        (JCS) and once for the stored row."""
         with session() as db:
             if db.get_bind().dialect.name == "postgresql":
                 db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK_ID})
-            head = db.exec(select(ReceiptRecord).order_by(col(ReceiptRecord.seq).desc()).limit(1)).first()
+            newest = select(ReceiptRecord.seq, ReceiptRecord.hash).order_by(col(ReceiptRecord.seq).desc()).limit(1)
+            head = db.execute(newest).first()
             seq, prev = (head.seq + 1, head.hash) if head else (0, rc.GENESIS_PREV)
-            out = []
+            ts = rfc3339_now()  # the batch is appended at one instant: one timestamp for all of it
+            out, rows, settlements = [], [], []
             for fields in batch:
                 fields = dict(fields)
                 settle = fields.pop("settle", None)
-                body = rc.build_receipt(seq=seq, prev=prev, ts=rfc3339_now(), coordinator=self.coordinator, **fields)
+                body = rc.build_receipt(seq=seq, prev=prev, ts=ts, coordinator=self.coordinator, **fields)
                 digest = rc.receipt_hash(body)
                 stored = {**body, "hash": digest, "sig": sign_hex(self.key, bytes.fromhex(digest))}
-                db.add(ReceiptRecord(seq=seq, hash=digest, job=body["job"], account=body["account"], ts=body["ts"], stored=json.dumps(stored)))
+                rows.append({"seq": seq, "hash": digest, "job": body["job"], "account": body["account"], "ts": ts,
+                             "stored": json.dumps(stored)})  # fmt: skip
                 if settle is not None:  # the charge lands in the same transaction as its receipt
-                    ledger.settle_in(db, stored, *settle)
+                    settlements.append((stored, *settle))
                 out.append(stored)
                 seq, prev = seq + 1, digest
+            db.execute(insert(ReceiptRecord), rows)
+            if settlements:
+                ledger.settle_in(db, settlements)
             db.commit()
             return out
 

@@ -2,6 +2,9 @@ import hashlib
 import struct
 
 import pytest
+import rfc8785
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from backend.protocol import receipt as rc
 
@@ -9,6 +12,51 @@ from backend.protocol import receipt as rc
 def test_jcs_is_rfc8785_canonical():
     # Keys sorted by UTF-16 code units, no whitespace, shortest number forms.
     assert rc.jcs({"b": 1, "a": [1.0, "é", None, True]}) == '{"a":[1,"é",null,true],"b":1}'.encode()
+
+
+_any_text = st.text(st.characters(exclude_categories=()))  # lone surrogates too
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**60), max_value=2**60) | st.floats() | _any_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_any_text.filter(lambda k: len(k) < 7), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_json_values)
+def test_jcs_fast_path_writes_the_bytes_rfc8785_writes(value):
+    """jcs() encodes plain values with the stdlib instead of rfc8785: for any JSON value (control characters,
+    quotes, non-ASCII and astral keys, lone surrogates, floats, integers past 2**53) it gives the reference's
+    bytes, or fails where the reference fails."""
+    try:
+        expected = rfc8785.dumps(value)
+    except ValueError as refused:  # rfc8785's CanonicalizationError, or UnicodeEncodeError for a surrogate in a key
+        with pytest.raises(type(refused)):
+            rc.jcs(value)
+        return
+    assert rc.jcs(value) == expected
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.floats(min_value=-1e6, max_value=1e6))
+def test_jcs_writes_every_float_as_rfc8785_does(number):
+    """Plain decimals (a request's temperature) stay on the fast path; exponents and whole floats go to rfc8785."""
+    assert rc.jcs({"temperature": number, "n": [number]}) == rfc8785.dumps({"temperature": number, "n": [number]})
+
+
+def test_jcs_fast_path_edges_match_rfc8785():
+    edges = [
+        {"\u00e9": 1, "z": 2, "a\x7f": "\x00\x1f\x7f\u2028\"\\/\b\f\n\r\t"},  # escapes; U+2028 stays raw
+        {"\U0001f600": 1, "\uffff": 2},  # UTF-16 order puts the astral key first; code-point order would not
+        [2**53 - 1, -(2**53) + 1, 0, -0, True, False, None, [], {}],
+        [0.7, -0.5, 0.1 + 0.2, 0.0001, 0.00001, 1e-7, 123.0, -0.0, 1e16, 1e21, 1234567890123456.8, 5e-324, 1.7976931348623157e308],
+        {"usage": {"input_tokens": 7, "output_tokens": 5, "images": 0}, "parent": None, "ts": "2026-01-01T00:00:00.000Z"},
+    ]
+    for value in edges:
+        assert rc.jcs(value) == rfc8785.dumps(value)
+    for bad in (2**53, -(2**53), {1: "x"}, "\ud800", float("nan")):
+        with pytest.raises(rfc8785.CanonicalizationError):
+            rc.jcs(bad)
 
 
 def test_request_digest_is_salted_sha256_of_jcs():

@@ -106,3 +106,42 @@ async def test_concurrent_appends_are_group_committed_into_one_chain(sqlite_db):
     assert sorted(r["seq"] for r in stored) == list(range(40))
     assert {r["job"] for r in stored} == {f"job{i}" for i in range(40)}
     assert verify_chain(ReceiptLog.chain()).ok
+
+
+@pytest.mark.parametrize("database", ["sqlite_db", "postgres_db"])
+async def test_a_group_committed_batch_settles_each_charge_exactly_once(request, database):
+    """Receipts appended together with `settle=` drop each job's hold and debit exactly each receipt's charge, in the
+    batch's transaction; a receipt without `settle` touches no money."""
+    from backend.money import ledger
+
+    request.getfixturevalue(database)
+    log, worker = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), SigningKey.generate()
+    assert ledger.grant("allot:acct", "acct", "credit", 1_000, "allotment", epoch=1)
+    for i in range(12):
+        ledger.hold(f"job{i}", "acct", "credit", 50, epoch=1)
+    assert ledger.balance("acct", "credit", epoch=1) == 1_000 - 12 * 50
+    stored = await asyncio.gather(
+        *(log.append(**signed_fields(worker, f"job{i}", output_tokens=i + 1), settle=("acct", 1)) for i in range(10)),
+        log.append(**signed_fields(worker, "free")),
+    )
+    charges = sum(r["charge"]["amount"] for r in stored if r["job"] != "free")
+    assert charges == sum(2 * (i + 1) for i in range(10))
+    # jobs 10 and 11 still hold 50 each; the ten settled jobs are charged their receipts' amounts, nothing more
+    assert ledger.balance("acct", "credit", epoch=1) == 1_000 - charges - 2 * 50
+    assert all(ledger.has_key(ledger.CHARGE_KEY_PREFIX + r["hash"]) == (r["job"] != "free") for r in stored)
+    assert not any(ledger.has_key(f"hold:job{i}") for i in range(10)) and ledger.has_key("hold:job10")
+    assert verify_chain(ReceiptLog.chain()).ok
+
+
+async def test_a_cancelled_caller_still_gets_its_receipt_stored(sqlite_db):
+    """A request cancelled while its receipt waits for the writer (the client hung up) does not lose the receipt,
+    nor break the batch for the others."""
+    log, worker = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), SigningKey.generate()
+    callers = [asyncio.ensure_future(log.append(**signed_fields(worker, f"job{i}"))) for i in range(6)]
+    await asyncio.sleep(0)  # every caller has queued its fields
+    callers[2].cancel()
+    stored = [await c for i, c in enumerate(callers) if i != 2]
+    assert callers[2].cancelled() and len(stored) == 5
+    chain = ReceiptLog.chain()
+    assert sorted(r["job"] for r in chain) == [f"job{i}" for i in range(6)]
+    assert verify_chain(chain).ok
