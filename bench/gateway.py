@@ -51,6 +51,18 @@ def _wait_http(url: str, timeout_s: float = 120) -> None:
     raise TimeoutError(f"{url} did not come up")
 
 
+def start_upstream(procs: list[subprocess.Popen]) -> str:
+    """Start the instant upstream on a free port (appended to `procs`); its OpenAI base URL once it answers."""
+    port = free_port()
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "bench.instant_upstream:app"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    ))  # fmt: skip
+    upstream = f"http://127.0.0.1:{port}/v1"
+    _wait_http(upstream + "/models")
+    return upstream
+
+
 async def _one_request(client: httpx.AsyncClient, url: str, stream: bool) -> float:
     started = time.perf_counter()
     if stream:
@@ -100,16 +112,10 @@ def main() -> None:
     args = parser.parse_args()
     n1, n32, cap = (60, 300, 10.0) if args.quick else (300, 2000, 30.0)
     work = Path(tempfile.mkdtemp(prefix="one-bench-"))
-    upstream_port = free_port()
     procs: list[subprocess.Popen] = []
     net = Devnet(port=free_port(), data_dir=work / "data", log_dir=work / "logs")
     try:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(upstream_port),
-             "--workers", "1", "bench.instant_upstream:app"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))  # fmt: skip
-        upstream = f"http://127.0.0.1:{upstream_port}/v1"
-        _wait_http(upstream + "/models")
+        upstream = start_upstream(procs)
         with console.status("starting the coordinator and a worker"):
             net.start_coordinator(extra_env={"ONE_CATALOG_PATH": str(REPO / "bench" / "catalog.yaml"), "ONE_MAX_QUEUE_DEPTH": "100000"})
             net.start_worker("bench-worker", "--engine", f"openai:bench-model={upstream}#bench-model", "--slots", "256")
