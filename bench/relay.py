@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from backend.dev.devnet import Devnet, wait_for_workers  # noqa: E402
-from bench.gateway import start_upstream  # noqa: E402
+from bench.gateway import COORDINATOR_ENV, start_upstream  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 console = Console()
@@ -112,7 +112,7 @@ def main() -> None:
     try:
         upstream = start_upstream(procs)
         with console.status("starting the coordinator and a worker"):
-            net.start_coordinator(extra_env={"ONE_CATALOG_PATH": str(REPO / "bench" / "catalog.yaml"), "ONE_MAX_QUEUE_DEPTH": "100000"})
+            net.start_coordinator(extra_env=COORDINATOR_ENV)
             net.start_worker("bench-worker", "--engine", f"openai:bench-model={upstream}#bench-model", "--slots", "256")
             wait_for_workers(net.url, 1)
         groups = {"coordinator": net.processes["coordinator"].pid, "worker": net.processes["bench-worker"].pid, "upstream": procs[0].pid}
