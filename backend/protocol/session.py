@@ -192,6 +192,7 @@ class WorkerSession:
 
     async def _serve(self, job: Job, cancel: threading.Event, send: Callable[[dict[str, Any] | str], Awaitable[None]]) -> None:
         """Run one job to its `done` or `error` frame; a cancelled job just stops (the coordinator forgot it)."""
+        deltas: DeltaSender | None = None
         try:
             if rc.request_digest(job.body, job.request_salt) != job.request_digest:
                 raise JobRefused("digest_mismatch", "request digest does not match body and salt")
@@ -230,6 +231,9 @@ class WorkerSession:
             self.events.failed(job, exc)
             if not cancel.is_set():
                 await send(frames.error(job.job_id, "worker_error", type(exc).__name__))
+        finally:
+            if deltas is not None:
+                deltas.stop()
 
 
 class DeltaSender:
@@ -262,6 +266,12 @@ class DeltaSender:
         """Wait until every delta put is sent (before the `done` frame); raise what a send raised."""
         if self.sending is not None:
             await self.sending
+
+    def stop(self) -> None:
+        """Drop what is still unsent (the job failed or was cancelled: the coordinator ignores its late deltas)."""
+        self.pending.clear()
+        if self.sending is not None and not self.sending.done():
+            self.sending.cancel()
 
     async def _drain(self) -> None:
         while self.pending and not self.cancel.is_set():
