@@ -37,6 +37,9 @@ from tests.conftest import free_port  # noqa: E402
 console = Console()
 BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 8}
 LITELLM = REPO / ".venv-bench" / "bin" / "litellm"
+# The benchmark's coordinator: one model, and no queue or key-less rate cap (the load is one client at thousands of
+# requests a minute; the open-caller limit of 120 a minute would turn most of it into 429s).
+COORDINATOR_ENV = {"ONE_CATALOG_PATH": str(REPO / "bench" / "catalog.yaml"), "ONE_MAX_QUEUE_DEPTH": "100000", "ONE_RATE_LIMIT_OPEN": "100000000"}
 
 
 def _wait_http(url: str, timeout_s: float = 120) -> None:
@@ -49,6 +52,18 @@ def _wait_http(url: str, timeout_s: float = 120) -> None:
             pass
         time.sleep(0.3)
     raise TimeoutError(f"{url} did not come up")
+
+
+def start_upstream(procs: list[subprocess.Popen]) -> str:
+    """Start the instant upstream on a free port (appended to `procs`); its OpenAI base URL once it answers."""
+    port = free_port()
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "bench.instant_upstream:app"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    ))  # fmt: skip
+    upstream = f"http://127.0.0.1:{port}/v1"
+    _wait_http(upstream + "/models")
+    return upstream
 
 
 async def _one_request(client: httpx.AsyncClient, url: str, stream: bool) -> float:
@@ -100,18 +115,12 @@ def main() -> None:
     args = parser.parse_args()
     n1, n32, cap = (60, 300, 10.0) if args.quick else (300, 2000, 30.0)
     work = Path(tempfile.mkdtemp(prefix="one-bench-"))
-    upstream_port = free_port()
     procs: list[subprocess.Popen] = []
     net = Devnet(port=free_port(), data_dir=work / "data", log_dir=work / "logs")
     try:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(upstream_port),
-             "--workers", "1", "bench.instant_upstream:app"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))  # fmt: skip
-        upstream = f"http://127.0.0.1:{upstream_port}/v1"
-        _wait_http(upstream + "/models")
+        upstream = start_upstream(procs)
         with console.status("starting the coordinator and a worker"):
-            net.start_coordinator(extra_env={"ONE_CATALOG_PATH": str(REPO / "bench" / "catalog.yaml"), "ONE_MAX_QUEUE_DEPTH": "100000"})
+            net.start_coordinator(extra_env=COORDINATOR_ENV)
             net.start_worker("bench-worker", "--engine", f"openai:bench-model={upstream}#bench-model", "--slots", "256")
             wait_for_workers(net.url, 1)
         targets = {"direct": upstream + "/chat/completions", "one": net.url + "/v1/chat/completions"}

@@ -71,10 +71,19 @@ class TextReply:
         self.chat = task != "completion"
         self.id = f"{'chatcmpl' if self.chat else 'cmpl'}-{job_id}"
         self.created, self.model = int(time.time()), model
+        self._event_head: str | None = None
 
     def chunk(self, choices: list[dict[str, Any]], **extra: Any) -> ChatCompletionChunk:
         object_ = "chat.completion.chunk" if self.chat else "text_completion"
         return ChatCompletionChunk(id=self.id, object=object_, created=self.created, model=self.model, choices=choices, **extra)
+
+    def delta_event(self, choices: list[dict[str, Any]]) -> str:
+        """One delta's `data:` event: the same bytes as `_sse(self.chunk(choices).model_dump(exclude_unset=True))`
+        (a test keeps them equal), written without building the model: this runs once per relayed token."""
+        if self._event_head is None:
+            head = _sse(self.chunk([]).model_dump(exclude_unset=True))
+            self._event_head = head[: head.rindex("[]")]  # 'data: {"id":...,"model":...,"choices":'
+        return self._event_head + json.dumps(choices, separators=(",", ":")) + "}\n\n"
 
     def final(self, finished: Finished) -> ChatCompletion | Completion:
         """The whole answer of a job that ran to its receipt."""
@@ -97,7 +106,7 @@ class TextReply:
             event = first
             while True:
                 if isinstance(event, Delta):
-                    yield _sse(self.chunk(event.data).model_dump(exclude_unset=True))
+                    yield "".join(self.delta_event(data) for data in event.chunks)
                 else:
                     extra = {"usage": usage(event.usage)} if include_usage else {}
                     last = self.chunk([], receipt=event.receipt, request_salt=event.request_salt, **_token_ids(event), **extra)

@@ -153,7 +153,9 @@ def hello(
 
 
 def welcome(worker_id: str) -> dict[str, Any]:
-    return {"type": "welcome", "worker_id": worker_id}
+    """`delta_batches`: this coordinator takes a delta frame whose `data` is `{"chunks": [data, ...]}` (see delta_batch);
+    a worker batches only when welcomed so, and a coordinator that does not say it never gets a batch."""
+    return {"type": "welcome", "worker_id": worker_id, "delta_batches": True}
 
 
 def refused(reason: str) -> dict[str, Any]:
@@ -188,6 +190,23 @@ def job(
 
 def delta(job_id: str, n: int, data: Any) -> dict[str, Any]:
     return {"type": "delta", "job_id": job_id, "n": n, "data": data}
+
+
+def delta_batch(job_id: str, n: int, chunks: list[Any]) -> dict[str, Any]:
+    """Several deltas in one frame, in order: what a worker sends for the deltas that piled up while it was sending
+    (a fast stream otherwise costs both ends one WebSocket message, and the coordinator a thread wake-up, per token)."""
+    return delta(job_id, n, chunks[0]) if len(chunks) == 1 else delta(job_id, n, {"chunks": chunks})
+
+
+def delta_chunks(frame: dict[str, Any]) -> list[Any]:
+    """The data of each delta a delta frame carries, in order (one, or a batch's); ProtocolError on a malformed batch."""
+    data = frame["data"]
+    if not isinstance(data, dict):
+        return [data]
+    chunks = data.get("chunks")
+    if not isinstance(chunks, list) or not chunks or len(data) != 1:
+        raise ProtocolError('a batched delta\'s data must be {"chunks": [data, ...]} with at least one chunk')
+    return chunks
 
 
 def done(

@@ -122,6 +122,7 @@ class WorkerSession:
         self.events = events or SessionEvents()
         self._running: dict[str, tuple[asyncio.Task, threading.Event]] = {}
         self._stopping = False
+        self._batches = False  # the coordinator takes batched delta frames (its welcome says so)
 
     def stop(self) -> None:
         """Leave after the next frame (ping interval at most), dropping any job still running."""
@@ -132,9 +133,10 @@ class WorkerSession:
         coordinator turns this worker away, frames.ProtocolError on a frame that breaks protocol v1."""
         send_lock = asyncio.Lock()
 
-        async def send(frame: dict[str, Any]) -> None:
+        async def send(frame: dict[str, Any] | str) -> None:  # a frame, or one already encoded
+            text = frame if isinstance(frame, str) else frames.encode(frame)
             async with send_lock:  # frames from concurrent jobs go out whole, one after another
-                await transport.send(frames.encode(frame))
+                await transport.send(text)
 
         worker_id = await self._join(transport, send)
         log.info("joined as %s… serving %s", worker_id[:12], sorted(offer["id"] for offer in self.engine.models))
@@ -161,6 +163,7 @@ class WorkerSession:
             raise Refused(answer["reason"])
         if answer["type"] != "welcome":
             raise frames.ProtocolError(f"expected welcome or refused, got {answer['type']}")
+        self._batches = answer.get("delta_batches") is True
         return answer["worker_id"]
 
     @staticmethod
@@ -187,21 +190,23 @@ class WorkerSession:
         elif kind == "cancel" and (running := self._running.get(frame["job_id"])):
             running[1].set()
 
-    async def _serve(self, job: Job, cancel: threading.Event, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    async def _serve(self, job: Job, cancel: threading.Event, send: Callable[[dict[str, Any] | str], Awaitable[None]]) -> None:
         """Run one job to its `done` or `error` frame; a cancelled job just stops (the coordinator forgot it)."""
+        deltas: DeltaSender | None = None
         try:
             if rc.request_digest(job.body, job.request_salt) != job.request_digest:
                 raise JobRefused("digest_mismatch", "request digest does not match body and salt")
             if not any(offer["id"] == job.model and job.task in offer["tasks"] for offer in self.engine.models):
                 raise JobRefused("model_not_served", f"this worker does not serve {job.model} for {job.task}")
-            output, finished, n = rc.OutputAssembler(job.task), None, 0
+            output, finished = rc.OutputAssembler(job.task), None
+            deltas = DeltaSender(job.job_id, send, cancel, batches=self._batches)
             async for event in self.engine.run(job, cancel):
                 if isinstance(event, Finished):
                     finished = event
                 elif not cancel.is_set():
                     output.add(event)
-                    await send(frames.delta(job.job_id, n, event))
-                    n += 1
+                    await deltas.put(event)
+            await deltas.flush()
             if cancel.is_set():
                 return
             if finished is None:
@@ -226,6 +231,61 @@ class WorkerSession:
             self.events.failed(job, exc)
             if not cancel.is_set():
                 await send(frames.error(job.job_id, "worker_error", type(exc).__name__))
+        finally:
+            if deltas is not None:
+                deltas.stop()
+
+
+class DeltaSender:
+    """Sends one job's deltas in order. With `batches`, a delta is handed to a sending task and the producer goes on:
+    the deltas that pile up while a frame is on its way go out together in the next frame (frames.delta_batch), so a
+    fast stream costs a WebSocket message per batch, not per token. Nothing waits to fill a batch: a delta is sent as
+    soon as the previous frame is out."""
+
+    MAX_BATCH = 256  # deltas in one frame; past that the producer waits for the sender (memory stays bounded)
+
+    def __init__(self, job_id: str, send: Callable[[dict[str, Any] | str], Awaitable[None]], cancel: threading.Event, batches: bool):
+        self.job_id, self.send, self.cancel, self.batches = job_id, send, cancel, batches
+        self.n = 0  # frames sent
+        self.pending: list[Output] = []
+        self.sending: asyncio.Task | None = None
+
+    async def put(self, data: Output) -> None:
+        if not self.batches:
+            await self._send_frame([data])
+            return
+        self.pending.append(data)
+        if self.sending is None or self.sending.done():
+            if self.sending is not None:
+                self.sending.result()  # a send that failed fails the job
+            self.sending = asyncio.ensure_future(self._drain())
+        elif len(self.pending) >= self.MAX_BATCH:
+            await self.sending
+
+    async def flush(self) -> None:
+        """Wait until every delta put is sent (before the `done` frame); raise what a send raised."""
+        if self.sending is not None:
+            await self.sending
+
+    def stop(self) -> None:
+        """Drop what is still unsent (the job failed or was cancelled: the coordinator ignores its late deltas)."""
+        self.pending.clear()
+        if self.sending is not None and not self.sending.done():
+            self.sending.cancel()
+
+    async def _drain(self) -> None:
+        while self.pending and not self.cancel.is_set():
+            chunks, self.pending = self.pending[: self.MAX_BATCH], self.pending[self.MAX_BATCH :]
+            await self._send_frame(chunks)
+
+    async def _send_frame(self, chunks: list[Output]) -> None:
+        text = frames.encode(frames.delta_batch(self.job_id, self.n, chunks))
+        if len(text) > frames.MAX_FRAME_BYTES and len(chunks) > 1:  # too big together: one frame each
+            for data in chunks:
+                await self._send_frame([data])
+            return
+        await self.send(text)
+        self.n += 1
 
 
 async def stay_joined(join: Callable[[], Awaitable[None]], stop: asyncio.Event, on_retry: Callable[[Exception | None, float], None],

@@ -63,3 +63,13 @@ def test_bad_frames_are_refused_with_a_reason(text, reason):
 def test_hello_is_checked(over, reason):
     with pytest.raises(frames.ProtocolError, match=reason):
         frames.parse_frame(json.dumps(_hello(**over)))
+
+
+def test_a_delta_batch_carries_its_deltas_in_order_and_a_malformed_one_is_refused():
+    chunks = [[{"index": 0, "delta": {"content": f"w{i}"}}] for i in range(3)]
+    batch = frames.parse_frame(frames.encode(frames.delta_batch("j", 4, chunks)))
+    assert batch["n"] == 4 and frames.delta_chunks(batch) == chunks
+    assert frames.delta_batch("j", 0, chunks[:1]) == frames.delta("j", 0, chunks[0])  # one delta: the plain frame
+    for data in ({"chunks": []}, {"chunks": "x"}, {"chunks": chunks, "more": 1}, {}):
+        with pytest.raises(frames.ProtocolError):
+            frames.delta_chunks(frames.delta("j", 0, data))

@@ -13,7 +13,7 @@ from nacl.signing import SigningKey
 from backend.protocol import frames, outputs
 from backend.protocol import receipt as rc
 from backend.protocol.jobs import JobRefused
-from backend.protocol.session import Finished, Identity, Job, Refused, SessionEvents, WorkerSession, stay_joined
+from backend.protocol.session import DeltaSender, Finished, Identity, Job, Refused, SessionEvents, WorkerSession, stay_joined
 from backend.protocol.signing import public_hex, sign_hex, verify_hex
 
 NONCE = "ab" * 32
@@ -136,16 +136,28 @@ async def test_a_refusal_ends_the_session_with_its_reason(worker, key):
         await asyncio.wait_for(running, 5)
 
 
+async def deltas_then_done(conn: Connection) -> tuple[list, dict]:
+    """Every delta's data the worker sent for one job, in order (batched frames unpacked), and its done frame; the
+    frames are numbered 0, 1, 2... and each is valid v1."""
+    chunks: list = []
+    n = 0
+    while (frame := await conn.heard())["type"] == "delta":
+        assert frames.parse_frame(frames.encode(frame)) == frame and frame["n"] == n
+        chunks += frames.delta_chunks(frame)
+        n += 1
+    assert frame["type"] == "done"
+    return chunks, frame
+
+
 async def test_a_job_streams_its_deltas_then_a_done_whose_attestation_the_worker_signed(worker, key):
     conn, running = await joined(worker, key)
     job = job_frame()
     conn.tell(job)
-    first, second, done = await conn.heard(), await conn.heard(), await conn.heard()
-    assert [first["type"], first["n"], second["n"], done["type"]] == ["delta", 0, 1, "done"]
+    chunks, done = await deltas_then_done(conn)
     output = rc.OutputAssembler("chat")
-    output.add(first["data"])
-    output.add(second["data"])
-    assert output.ordered_choices()[0]["content"] == "hello" and done["output_digest"] == output.digest()
+    for data in chunks:
+        output.add(data)
+    assert len(chunks) == 2 and output.ordered_choices()[0]["content"] == "hello" and done["output_digest"] == output.digest()
     assert done["usage"] == {"input_tokens": 3, "output_tokens": 2, "images": 0}
     statement = rc.attestation("j1", "echo", job["request_digest"], done["output_digest"], done["usage"])
     assert verify_hex(public_hex(key), rc.jcs(statement), done["attestation_sig"])
@@ -217,3 +229,60 @@ async def test_stay_joined_backs_off_and_stops_when_told():
     await asyncio.wait_for(stay_joined(join, stop, lambda problem, wait_s: waits.append((type(problem), wait_s)), 0.01, 0.02), 5)
     assert len(attempts) == 3 and [p for p, _ in waits] == [ConnectionRefusedError] * 2
     assert 0.0075 <= waits[0][1] <= 0.0125 and 0.015 <= waits[1][1] <= 0.025  # doubled, capped, with jitter
+
+
+class FastEngine:
+    """Chat: `count` one-word deltas with no pause between them (a fast stream: deltas pile up while one is sent)."""
+
+    models = [MODEL]
+
+    def __init__(self, count: int):
+        self.count = count
+
+    async def run(self, job: Job, cancel: threading.Event):
+        for i in range(self.count):
+            yield [outputs.chat_choice(0, {"content": f"w{i} "})]
+        yield [outputs.chat_choice(0, {}, "stop")]
+        yield Finished(input_tokens=3, output_tokens=self.count)
+
+
+class SlowTransport(Connection):
+    """A socket whose every send takes a moment, as a real one does under load."""
+
+    async def send(self, text: str) -> None:
+        await asyncio.sleep(0.001)
+        await super().send(text)
+
+
+@pytest.mark.parametrize("batches", [True, False])
+async def test_a_fast_stream_arrives_whole_and_in_order_batched_only_when_the_coordinator_takes_batches(key, batches):
+    async def sign(message: bytes) -> str:
+        return sign_hex(key, message)
+
+    identity = Identity(kind="node", pubkey=public_hex(key), payout_address="0x" + "1" * 40, version="t", sign=sign)
+    count = 1000  # more than DeltaSender.MAX_BATCH: a batch is capped and the rest follow
+    session, conn = WorkerSession(identity, FastEngine(count), slots=1), SlowTransport()
+    running = asyncio.ensure_future(session.run(conn))
+    conn.tell(frames.challenge(NONCE, "cd" * 32))
+    await conn.heard()
+    welcome = frames.welcome(public_hex(key))
+    if not batches:  # a coordinator from before batches: its welcome does not offer them
+        del welcome["delta_batches"]
+    conn.tell(welcome)
+    job = job_frame()
+    conn.tell(job)
+    frames_seen = []
+    while (frame := await conn.heard())["type"] == "delta":
+        frames_seen.append(frame)
+    chunks = [data for f in frames_seen for data in frames.delta_chunks(f)]
+    assert [f["n"] for f in frames_seen] == list(range(len(frames_seen)))
+    assert [c[0]["delta"].get("content") for c in chunks] == [f"w{i} " for i in range(count)] + [None]
+    assert all(not isinstance(f["data"], dict) for f in frames_seen) is not batches  # batched frames only when offered
+    assert all(len(frames.delta_chunks(f)) <= DeltaSender.MAX_BATCH for f in frames_seen)
+    output = rc.OutputAssembler("chat")
+    for data in chunks:
+        output.add(data)
+    assert frame["type"] == "done" and frame["output_digest"] == output.digest()
+    assert frame["usage"]["output_tokens"] == count
+    conn.tell(None)
+    await asyncio.wait_for(running, 5)

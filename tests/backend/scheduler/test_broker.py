@@ -90,7 +90,7 @@ async def collect(service: InferenceService, caller: Caller, body=CHAT) -> tuple
     text, receipt = "", None
     async for event in service.run("chat", body, caller):
         if isinstance(event, Delta):
-            text += event.data[0]["delta"].get("content", "")
+            text += "".join(data[0]["delta"].get("content", "") for data in event.chunks)
         elif isinstance(event, Finished):
             receipt = event.receipt
     return text, receipt

@@ -154,3 +154,41 @@ async def test_reserved_slots_are_kept_for_dedicated_jobs(service):
     scheduler.submit(job("pro", 20))
     assert (await peer.next_job())["job_id"] == "pro"
     assert scheduler.queue_depth() == 1
+
+
+async def test_deltas_already_queued_are_relayed_in_one_step_in_order_and_batches_are_unpacked(service):
+    """A fast worker's deltas (single frames and batched ones) that wait in the job's queue come out as one Delta, in
+    the order sent, with every chunk assembled into the digest; the done frame queued behind them still settles."""
+    peer = Peer(service.scheduler)
+    await service.scheduler.register(peer.conn)
+    task = asyncio.create_task(_collect(service))
+    job = await peer.next_job()
+    chunks = [[{"index": 0, "delta": {"role": "assistant", "content": "w0 "}}]]
+    chunks += [[{"index": 0, "delta": {"content": f"w{i} "}}] for i in range(1, 6)]
+    chunks.append([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+    peer.scheduler.on_frame(peer.conn, frames.delta_batch(job["job_id"], 0, chunks[:1]))
+    peer.scheduler.on_frame(peer.conn, frames.delta_batch(job["job_id"], 1, chunks[1:4]))
+    peer.scheduler.on_frame(peer.conn, frames.delta_batch(job["job_id"], 2, chunks[4:]))
+    out = rc.OutputAssembler("chat")
+    for data in chunks:
+        out.add(data)
+    usage = {"input_tokens": 3, "output_tokens": 6, "images": 0}
+    statement = rc.attestation(job["job_id"], job["model"], job["request_digest"], out.digest(), usage, sampling_seed=job.get("sampling_seed"))
+    peer.scheduler.on_frame(peer.conn, frames.done(job["job_id"], usage, out.digest(), sign_hex(peer.key, rc.jcs(statement))))
+    events = await task
+    assert [type(e) for e in events] == [Delta, Finished]  # everything was waiting: one step
+    assert events[0].chunks == chunks
+    assert events[1].output.ordered_choices()[0]["content"] == "w0 w1 w2 w3 w4 w5 "
+    assert verify_chain([events[1].receipt]).ok
+
+
+async def test_a_malformed_batch_is_a_protocol_error_and_gets_no_receipt(service):
+    peer = Peer(service.scheduler)
+    await service.scheduler.register(peer.conn)
+    task = asyncio.create_task(_collect(service))
+    job = await peer.next_job()
+    peer.scheduler.on_frame(peer.conn, frames.delta(job["job_id"], 0, {"chunks": [], "sneaky": 1}))
+    with pytest.raises(InferenceError) as err:
+        await task
+    assert err.value.code == "worker_protocol_error"
+    assert ReceiptLog.chain() == []
