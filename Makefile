@@ -73,5 +73,12 @@ clean:
 	.venv-bench/bin/pip install -q -r bench/requirements-litellm.txt
 	touch $@
 
+# Issue 19's speed goals, each benchmark printing its figures beside a baseline measured in the same run; then one
+# table of every goal from the results just written (bench/README.md says what each measures).
 bench: setup-test .venv-bench/.installed
 	$(PY) bench/gateway.py
+	$(PY) bench/relay.py
+	$(PY) bench/receipts.py
+	$(PY) bench/scheduler.py
+	$(PY) bench/browser_worker.py
+	$(PY) bench/goals.py
