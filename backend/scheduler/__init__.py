@@ -159,8 +159,15 @@ def _order(worker: WorkerConnection, sort: str | None) -> tuple:
     any (latency: time to first delta, unknown latency last; reliability: audited reliability); then the least loaded
     relative to its weight (a worker at half weight looks twice as loaded), the more reliable (in steps of 5%), the
     less used, the faster."""
+    return _sorted_by(worker, sort, _balanced(worker))
+
+
+def _balanced(worker: WorkerConnection) -> tuple:
     load = (len(worker.jobs) + 1) / (worker.slots * worker.weight)
-    balanced = (load, -round(worker.reliability * 20), worker.served + len(worker.jobs), worker.latency_ewma_s)
+    return (load, -round(worker.reliability * 20), worker.served + len(worker.jobs), worker.latency_ewma_s)
+
+
+def _sorted_by(worker: WorkerConnection, sort: str | None, balanced: tuple) -> tuple:
     if sort == "latency":
         return (worker.latency_ewma_s if worker.served else math.inf, *balanced)
     if sort == "reliability":
@@ -202,13 +209,15 @@ class FreeWorkers:
             worker.counted = counts
         if not listed or worker.free_slots <= 0:
             return  # out of the index until a touch finds it free again
-        for model in worker.models:
-            for sort in self.sorts:
+        balanced = _balanced(worker)
+        for sort in self.sorts:
+            entry = (*_sorted_by(worker, sort, balanced), next(self._seq), worker.indexed, worker)
+            for model in worker.models:
                 key = (model, worker.cluster, sort)
                 heap = self.heaps.get(key)
                 if heap is None:
                     heap = self.heaps[key] = []
-                heapq.heappush(heap, (*_order(worker, sort), next(self._seq), worker.indexed, worker))
+                heapq.heappush(heap, entry)
                 if len(heap) > 2 * self._live.get(key, 0) + 64:
                     self._compact(key)
 
