@@ -233,7 +233,9 @@ def test_operator_dashboard_needs_an_operator_wallet(browser, devnet, shots):
     expect(page.locator("#receipts-table tbody tr")).not_to_have_count(0)
     seq_before = int(page.locator("#receipts-table tbody tr").first.locator("td").first.inner_text())
     assert httpx.post(f"{devnet.url}/v1/chat/completions", json=tick, timeout=60).status_code == 200
-    expect(page.locator("#receipts-table tbody tr").first.locator("td").first).to_have_text(str(seq_before + 1), timeout=10_000)  # live
+    # live: the newest row moves past it (an audit of a sampled job may add receipts of its own meanwhile)
+    expect(page.locator("#receipts-table tbody tr").first.locator("td").first).not_to_have_text(str(seq_before), timeout=10_000)
+    assert int(page.locator("#receipts-table tbody tr").first.locator("td").first.inner_text()) > seq_before
     expect(page.locator("#operator-charts .recharts-line")).to_have_count(2)
     page.screenshot(path=str(shots / "operator.png"), full_page=True)
     operator.close()
