@@ -6,6 +6,9 @@ chat template renders them, `response_format` so its guided decoding enforces th
 the upstream's stream back into `Piece`/`End` events. vLLM is a separate process with its own CUDA
 stack and pins; `VLLMProcess` spawns it and it is never a dependency of this venv.
 
+Requests go out through aiohttp, not httpx: on the gateway benchmark (bench/gateway.py) httpx's pool bookkeeping,
+anyio layers and per-request logging were four fifths of the worker's CPU per request.
+
 With `one_sampler` (a `vllm serve` we started with our logits processor, gpu_worker.engines.vllm_sampler) every
 token is the ONE sampler's pick under the job's seed and each choice's token ids come back, so audits can re-score
 the answer (`score`). Any other upstream samples its own way: its answers carry no token ids.
@@ -13,6 +16,7 @@ the answer (`score`). Any other upstream samples its own way: its answers carry 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import aiohttp
 import httpx
 
 from backend.protocol import sampler
@@ -40,6 +45,7 @@ FORWARDED = (
     "presence_penalty", "frequency_penalty",
 )  # fmt: skip
 ONE_SAMPLER = "gpu_worker.engines.vllm_sampler:OneSamplerLogitsProcessor"  # vllm serve --logits-processors
+MAX_LINE_BYTES = 64 * 2**20  # one streamed event line from the upstream, at most
 SCORE_TOP_K = 20  # prompt logprobs per position an audit reads (vLLM's default --max-logprobs)
 
 
@@ -69,9 +75,9 @@ class OpenAIHTTPEngine:
         self.one_sampler = one_sampler  # the upstream is a `vllm serve` running our logits processor (vllm_command)
         self.base_url = base_url.rstrip("/")
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0), limits=httpx.Limits(max_connections=256)
-        )
+        self._headers, self._timeout_s = headers, timeout_s
+        self._session: aiohttp.ClientSession | None = None
+        self.trace_configs: list[aiohttp.TraceConfig] = []  # request hooks (tests read what is sent upstream)
         listed = None if upstream_model and max_context else _list_models(self.base_url, headers)
         if upstream_model is None:
             if not listed:
@@ -153,10 +159,10 @@ class OpenAIHTTPEngine:
     ) -> AsyncIterator[Piece]:
         """One streamed upstream request: Pieces as they come (upstream indexes); the rest lands in `streamed`."""
         path = "/completions" if task == "completion" else "/chat/completions"
-        async with self._client.stream("POST", path, json=payload) as response:
-            if response.status_code != 200:
-                raise _upstream_error(response.status_code, await response.aread())
-            async for line in response.aiter_lines():
+        async with self._http().post(self.base_url + path, json=payload) as response:
+            if response.status != 200:
+                raise _upstream_error(response.status, await response.read())
+            async for line in _lines(response.content):
                 if cancel.is_set():
                     streamed.cancelled = True
                     return  # leaving the block closes the upstream stream
@@ -222,11 +228,28 @@ class OpenAIHTTPEngine:
             read += len(prompt) + len(tokens)
         return items, read
 
-    async def _post(self, url: str, payload: dict[str, Any]) -> httpx.Response:
-        response = await self._client.post(url, json={"model": self.upstream_model, **payload})
-        if response.status_code != 200:
-            raise _upstream_error(response.status_code, response.content)
-        return response
+    def _http(self) -> aiohttp.ClientSession:
+        """The connection pool, made on first use in the running event loop (aiohttp binds a session to its loop)."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session._loop is not loop:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=self._timeout_s)
+            connector = aiohttp.TCPConnector(limit=256)
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=timeout, connector=connector, trace_configs=self.trace_configs)
+        return self._session
+
+    async def _post(self, url: str, payload: dict[str, Any]) -> Any:
+        """POST JSON (the upstream model named) and return the reply's JSON; EngineError on any status but 200."""
+        status, content = await self._exchange(url, payload)
+        if status != 200:
+            raise _upstream_error(status, content)
+        return json.loads(content)
+
+    async def _exchange(self, url: str, payload: dict[str, Any]) -> tuple[int, bytes]:
+        async with self._http().post(self._url(url), json={"model": self.upstream_model, **payload}) as response:
+            return response.status, await response.read()
+
+    def _url(self, url: str) -> str:
+        return url if url.startswith(("http://", "https://")) else self.base_url + url
 
     async def _tokenize(self, task: str, request: dict[str, Any], prompt: Any) -> list[int]:
         """The prompt's token ids as vLLM's chat/completions endpoints build them (their defaults for special tokens)."""
@@ -235,23 +258,23 @@ class OpenAIHTTPEngine:
             payload = {"messages": request.get("messages"), "add_generation_prompt": True}
             if request.get("tools"):
                 payload["tools"] = request["tools"]
-        return [int(t) for t in (await self._post(self._root + "/tokenize", payload)).json()["tokens"]]
+        return [int(t) for t in (await self._post(self._root + "/tokenize", payload))["tokens"]]
 
     async def _detokenize(self, tokens: list[int]) -> str | None:
         """The text of claimed token ids; None when the model refuses them (ids outside its vocabulary)."""
-        response = await self._client.post(self._root + "/detokenize", json={"model": self.upstream_model, "tokens": tokens})
-        if response.status_code == 400:
+        status, content = await self._exchange(self._root + "/detokenize", {"tokens": tokens})
+        if status == 400:
             return None
-        if response.status_code != 200:
-            raise _upstream_error(response.status_code, response.content)
-        return str(response.json().get("prompt", ""))
+        if status != 200:
+            raise _upstream_error(status, content)
+        return str(json.loads(content).get("prompt", ""))
 
     async def _prompt_logprobs(self, ids: list[int]) -> list[dict[int, float]]:
         """Per position of `ids`: {token id: logprob} for the top SCORE_TOP_K and the token at that position."""
         if len(ids) + 1 > self.max_context:  # vLLM generates at least one token after the prompt
             raise EngineError("context_length_exceeded", "the answer fills the context: no room to re-score it")
         payload = {"prompt": ids, "max_tokens": 1, "temperature": 0.0, "prompt_logprobs": SCORE_TOP_K}
-        rows = (await self._post("/completions", payload)).json()["choices"][0].get("prompt_logprobs") or []
+        rows = (await self._post("/completions", payload))["choices"][0].get("prompt_logprobs") or []
         if len(rows) != len(ids):
             raise EngineError("upstream_error", "the upstream returned no prompt logprobs")
         return [{int(k): float(v["logprob"]) for k, v in (row or {}).items()} for row in rows]
@@ -263,12 +286,24 @@ class OpenAIHTTPEngine:
 
     async def embed(self, body: dict[str, Any]) -> Embeddings:
         payload = {**self._payload(body, stream=False), "encoding_format": "float"}
-        response = await self._client.post("/embeddings", json=payload)
-        if response.status_code != 200:
-            raise _upstream_error(response.status_code, response.content)
-        reply = response.json()
+        reply = await self._post("/embeddings", payload)
         items = sorted(reply["data"], key=lambda d: d["index"])
         return Embeddings(vectors=[item["embedding"] for item in items], input_tokens=int(reply.get("usage", {}).get("prompt_tokens", 0)))
+
+
+async def _lines(body: aiohttp.StreamReader) -> AsyncIterator[str]:
+    """The lines of a streamed reply (\\n or \\r\\n), however long: aiohttp's own line reader refuses lines over its
+    buffer size, and one chunk with many logprobs can be longer (up to MAX_LINE_BYTES)."""
+    pending = b""
+    async for chunk in body.iter_any():
+        pending += chunk
+        if len(pending) > MAX_LINE_BYTES and b"\n" not in pending:
+            raise EngineError("upstream_error", f"the upstream sent a line over {MAX_LINE_BYTES} bytes")
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r").decode()
+    if pending:
+        yield pending.rstrip(b"\r").decode()
 
 
 def _prompts(task: str, body: dict[str, Any]) -> list[Any]:

@@ -13,6 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
+import aiohttp
 import pytest
 
 from backend.protocol import sampler
@@ -111,10 +112,12 @@ def _recording(engine: OpenAIHTTPEngine) -> list[dict]:
     """The JSON bodies the engine sends upstream, in order."""
     sent: list[dict] = []
 
-    async def record(request):
-        sent.append(json.loads(request.content))
+    async def record(session, context, params):
+        sent.append(json.loads(params.chunk))
 
-    engine._client.event_hooks["request"] = [record]
+    trace = aiohttp.TraceConfig()
+    trace.on_request_chunk_sent.append(record)
+    engine.trace_configs.append(trace)
     return sent
 
 
