@@ -24,14 +24,13 @@ from backend.config import Settings
 from backend.money import ledger
 from backend.money.lanes import Hold, Lanes, quote
 from backend.money.sla import SlaMeter
-from backend.protocol import frames
+from backend.protocol import frames, sampler
 from backend.protocol import receipt as rc
-from backend.protocol import sampler
 from backend.protocol.body import charge_unit
 from backend.protocol.signing import verify_hex
 from backend.scheduler import ANY_WORKER, CLIENT_FAULT_CODES, PRIORITY_INCLUDED, Job, Scheduler, Steering
 from backend.serving.routing import FALLBACK_STATUSES, RouteProblem, preferences_of
-from backend.serving.usage import bill
+from backend.serving.usage import INLINE_COUNT_CHARS, bill, text_volume
 from backend.trust.audits import AUDIT_PRIORITY, Auditor, record_overclaim
 from backend.trust.receipts import ReceiptLog
 
@@ -375,7 +374,10 @@ class InferenceService:
         # nothing, so settlement, which pays only debited charges, never pays for them.
         if hold is not None and model.charge(usage) > hold.amount:  # a claim the request's own limits rule out
             raise InferenceError(502, "Worker reported more usage than the request allows.", "worker_bad_usage", type_="server_error")
-        count = await asyncio.to_thread(bill, model, job.task, job.body, output, usage)  # tokenizing is CPU work: off the loop
+        if text_volume(job.task, job.body, output) <= INLINE_COUNT_CHARS:  # a short answer counts faster than a thread hop
+            count = bill(model, job.task, job.body, output, usage)
+        else:  # tokenizing a long prompt or answer is CPU work: off the loop
+            count = await asyncio.to_thread(bill, model, job.task, job.body, output, usage)
         if count.overclaimed:
             await asyncio.to_thread(record_overclaim, worker.worker_id, self.scheduler)
         charge = model.charge(count.billed) if hold is not None and audit_of is None else 0

@@ -180,6 +180,34 @@ def _tokens_beside_messages(tokens: Callable[[str], int], body: dict[str, Any]) 
     return total
 
 
+INLINE_COUNT_CHARS = 4096  # text up to this is counted on the event loop: a thread hop costs more than its tokenizing
+
+
+def text_volume(task: str, body: dict[str, Any], output: rc.OutputAssembler) -> int:
+    """About how many characters `bill` tokenizes for this job (an upper estimate: tool declarations and calls count
+    whole). Decides whether counting may run on the event loop; never used for billing."""
+    volume = 0
+    if task in rc.TEXT_TASKS:
+        for message in body.get("messages") or []:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, str):
+                volume += len(content)
+            elif isinstance(content, list):
+                volume += sum(len(p.get("text") or "") if isinstance(p, dict) and isinstance(p.get("text"), str) else 0 for p in content)
+            if isinstance(message, dict) and message.get("tool_calls"):
+                volume += INLINE_COUNT_CHARS  # serialised to count: off the loop
+        prompt = body.get("prompt")
+        for text in [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []:
+            volume += len(text) if isinstance(text, (str, list)) else 0
+        if body.get("tools"):
+            volume += INLINE_COUNT_CHARS
+        for choice in output.ordered_choices():
+            volume += len(choice.get("content") or "") + (INLINE_COUNT_CHARS if choice.get("tool_calls") else 0)
+    elif task == "embedding":
+        volume += sum(len(t) if isinstance(t, (str, list)) else 0 for t in OpenAIBody(body).inputs)
+    return volume
+
+
 def bill(model: CatalogModel, task: str, body: dict[str, Any], output: rc.OutputAssembler, claimed: dict[str, int]) -> Count:
     """min(claimed, counted) per counter; `overclaimed` when a billed counter's claim is far above the count."""
     counted = count_output(model, task, body, output)
