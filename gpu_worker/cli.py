@@ -15,6 +15,7 @@ from typing import Annotated
 
 import httpx
 import typer
+import uvloop
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from rich.console import Console
@@ -95,7 +96,7 @@ def worker(
             loop.add_signal_handler(sig, client.stop)
         await client.run_forever()
 
-    asyncio.run(main())
+    uvloop.run(main())  # libuv's event loop: a relayed token costs the worker less than under asyncio's own loop
 
 
 @worker_app.command("bond")
