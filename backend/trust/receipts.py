@@ -27,6 +27,12 @@ from backend.protocol.signing import public_hex, sign_hex
 _APPEND_LOCK_ID = 0x4F4E45  # "ONE": one advisory lock guards the log head across replicas
 
 
+# Core statements on the table, built once: the ORM's bulk-insert and entity-select paths cost more than the write.
+_TABLE = ReceiptRecord.__table__
+_NEWEST = select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1)
+_INSERT = insert(_TABLE)
+
+
 def rfc3339_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -101,8 +107,7 @@ class ReceiptLog:
         with session() as db:
             if db.get_bind().dialect.name == "postgresql":
                 db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK_ID})
-            newest = select(ReceiptRecord.seq, ReceiptRecord.hash).order_by(col(ReceiptRecord.seq).desc()).limit(1)
-            head = db.execute(newest).first()
+            head = db.execute(_NEWEST).first()
             seq, prev = (head.seq + 1, head.hash) if head else (0, rc.GENESIS_PREV)
             ts = rfc3339_now()  # the batch is appended at one instant: one timestamp for all of it
             out, rows, settlements = [], [], []
@@ -118,7 +123,7 @@ class ReceiptLog:
                     settlements.append((stored, *settle))
                 out.append(stored)
                 seq, prev = seq + 1, digest
-            db.execute(insert(ReceiptRecord), rows)
+            db.execute(_INSERT, rows)
             if settlements:
                 ledger.settle_in(db, settlements)
             db.commit()
