@@ -66,6 +66,18 @@ def start_upstream(procs: list[subprocess.Popen]) -> str:
     return upstream
 
 
+def start_network(work: Path, procs: list[subprocess.Popen]) -> tuple[Devnet, str]:
+    """The instant upstream, a coordinator (bench catalog, no key-less limit) and one node worker driving the upstream
+    through the OpenAI-HTTP engine: the `one` path every gateway benchmark measures. (devnet, upstream base URL)."""
+    net = Devnet(port=free_port(), data_dir=work / "data", log_dir=work / "logs")
+    upstream = start_upstream(procs)
+    with console.status("starting the coordinator and a worker"):
+        net.start_coordinator(extra_env=COORDINATOR_ENV)
+        net.start_worker("bench-worker", "--engine", f"openai:bench-model={upstream}#bench-model", "--slots", "256")
+        wait_for_workers(net.url, 1)
+    return net, upstream
+
+
 async def _one_request(client: httpx.AsyncClient, url: str, stream: bool) -> float:
     started = time.perf_counter()
     if stream:
@@ -116,13 +128,9 @@ def main() -> None:
     n1, n32, cap = (60, 300, 10.0) if args.quick else (300, 2000, 30.0)
     work = Path(tempfile.mkdtemp(prefix="one-bench-"))
     procs: list[subprocess.Popen] = []
-    net = Devnet(port=free_port(), data_dir=work / "data", log_dir=work / "logs")
+    net: Devnet | None = None
     try:
-        upstream = start_upstream(procs)
-        with console.status("starting the coordinator and a worker"):
-            net.start_coordinator(extra_env=COORDINATOR_ENV)
-            net.start_worker("bench-worker", "--engine", f"openai:bench-model={upstream}#bench-model", "--slots", "256")
-            wait_for_workers(net.url, 1)
+        net, upstream = start_network(work, procs)
         targets = {"direct": upstream + "/chat/completions", "one": net.url + "/v1/chat/completions"}
         if LITELLM.exists():
             litellm_port = free_port()
@@ -148,7 +156,8 @@ def main() -> None:
                         results[key] = asyncio.run(_load(url, stream, concurrency, total, cap))
         _report(results, work)
     finally:
-        net.stop_all()
+        if net is not None:
+            net.stop_all()
         for proc in procs:
             proc.terminate()
             try:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
@@ -34,6 +35,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -43,6 +45,28 @@ COORDINATOR_SEED = hashlib.sha256(b"one bench coordinator").digest()
 ACCOUNT_SECRET = b"bench account secret, 32 bytes.."
 FIELD_POOL = 512
 VERIFY_TAIL = 2000  # receipts run through `one verify` (signatures too) at the end
+
+
+@contextlib.contextmanager
+def scratch_postgres(prefix: str, missing: str = "") -> Iterator[str]:
+    """A fresh Postgres database for one run (its SQLAlchemy URL), dropped afterwards whatever happens; exits with
+    `missing` added to the reason when no Postgres answers on 127.0.0.1:5432."""
+    import psycopg
+
+    from backend import db
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        sys.exit(f"no Postgres at {ADMIN_URL} ({str(exc).strip().splitlines()[0]}){missing}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        db.get_engine().dispose()
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- one replica (a child process) ----------------------------------------------------------------
@@ -264,10 +288,6 @@ def main() -> None:
 
     console = Console(width=max(Console().width, 150))
     ctx = mp.get_context("spawn")
-    import psycopg
-
-    name = f"one_bench_appends_{uuid.uuid4().hex[:10]}"
-    pg_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     rows: list[dict] = []
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="one-bench-") as tmp:
@@ -280,12 +300,7 @@ def main() -> None:
         for c in concurrencies:
             rows.append(run_row(ctx, "sqlite", "", str(sqlite_dir), 1, c, seconds))
             console.print(f"sqlite  replicas=1 c={c}: {rows[-1]['appends_per_s']:.0f} appends/s")
-        try:
-            with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-        except psycopg.OperationalError as exc:
-            sys.exit(f"no Postgres at {ADMIN_URL} ({str(exc).strip().splitlines()[0]}): the SQLite rows above are all this run has")
-        try:
+        with scratch_postgres("one_bench_appends", ": the SQLite rows above are all this run has") as pg_url:
             _use_database(pg_url, str(pg_dir))
             db.migrate()
             db.get_engine().dispose()
@@ -294,12 +309,6 @@ def main() -> None:
                     rows.append(run_row(ctx, "postgres", pg_url, str(pg_dir), n, c, seconds))
                     console.print(f"postgres replicas={n} c={c}: {rows[-1]['appends_per_s']:.0f} appends/s")
             chain = check_chain(pg_url, str(pg_dir))
-        finally:
-            from backend import db as _db
-
-            _db.get_engine().dispose()
-            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     model = hold_model(rows)
     table = Table(title=f"Receipt appends through ReceiptLog ({os.cpu_count()} cores, {seconds:g} s per row)")

@@ -34,7 +34,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.log_appends import ACCOUNT_SECRET, ADMIN_URL, COORDINATOR_SEED, FIELD_POOL, _signed_fields, _use_database  # noqa: E402
+from bench.log_appends import (  # noqa: E402
+    ACCOUNT_SECRET,
+    COORDINATOR_SEED,
+    FIELD_POOL,
+    _signed_fields,
+    _use_database,
+    scratch_postgres,
+)
 
 APPEND_TARGET = 20_000  # receipts/s, issue 19 goal 3
 VERIFY_TARGET = 10_000
@@ -205,7 +212,6 @@ def main() -> None:
     seconds = args.seconds or (1.5 if args.quick else 5.0)
     rounds = 2 if args.quick else 3
 
-    import psycopg
     from rich.console import Console
     from rich.table import Table
 
@@ -215,7 +221,6 @@ def main() -> None:
     pool = _signed_fields(0)
     sign_before = raw_sign_rate(20_000)
     rows: list[dict] = []
-    name = f"one_bench_receipts_{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory(prefix="one-bench-receipts-") as tmp:
         _use_database("", str(Path(tmp, "sqlite")))
         db.migrate()
@@ -229,21 +234,12 @@ def main() -> None:
         verified = verify_run(path, chain[-args.verify :], rounds)
         print(f"one verify: {verified['one_verify_per_s']:,.0f} receipts/s over {verified['receipts']:,} "
               f"(raw Ed25519 verify {verified['raw_verify_per_s']:,.0f}/s)", flush=True)  # fmt: skip
-        try:
-            with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-        except psycopg.OperationalError as exc:
-            sys.exit(f"no Postgres at {ADMIN_URL} ({str(exc).strip().splitlines()[0]})")
-        try:
-            _use_database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", str(Path(tmp, "pg")))
+        with scratch_postgres("one_bench_receipts") as pg_url:
+            _use_database(pg_url, str(Path(tmp, "pg")))
             db.migrate()
             rows += append_rows("postgres", args.concurrency, seconds, pool)
             pg_chain = len(check_chain())
             floors["postgres"] = store_only_rate(chain)
-        finally:
-            db.get_engine().dispose()
-            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     sign_rate = max(sign_before, raw_sign_rate(20_000))
 
     console = Console(width=max(Console().width, 140))

@@ -32,9 +32,8 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from backend.dev.devnet import Devnet, wait_for_workers  # noqa: E402
-from bench.gateway import COORDINATOR_ENV, start_upstream  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from backend.dev.devnet import Devnet  # noqa: E402
+from bench.gateway import start_network  # noqa: E402
 
 console = Console()
 TARGET_TOKENS_PER_S = 100_000
@@ -108,13 +107,9 @@ def main() -> None:
     streams, words, rounds = (4, 2000, 1) if args.quick else (8, 3000, 3)
     work = Path(tempfile.mkdtemp(prefix="one-relay-"))
     procs: list[subprocess.Popen] = []
-    net = Devnet(port=free_port(), data_dir=work / "data", log_dir=work / "logs")
+    net: Devnet | None = None
     try:
-        upstream = start_upstream(procs)
-        with console.status("starting the coordinator and a worker"):
-            net.start_coordinator(extra_env=COORDINATOR_ENV)
-            net.start_worker("bench-worker", "--engine", f"openai:bench-model={upstream}#bench-model", "--slots", "256")
-            wait_for_workers(net.url, 1)
+        net, upstream = start_network(work, procs)
         groups = {"coordinator": net.processes["coordinator"].pid, "worker": net.processes["bench-worker"].pid, "upstream": procs[0].pid}
         results = {}
         with console.status("direct"):
@@ -123,7 +118,8 @@ def main() -> None:
             results["one"] = measure(net.url + "/v1/chat/completions", streams, words, rounds, groups)
         _report(results, {"streams": streams, "words": words, "rounds": rounds}, work)
     finally:
-        net.stop_all()
+        if net is not None:
+            net.stop_all()
         for proc in procs:
             proc.terminate()
             try:
