@@ -84,73 +84,87 @@ fn main(@builtin(local_invocation_id) li: vec3u, @builtin(workgroup_id) wg: vec3
   for (var c = l; c < p.N; c += 128u) { y[base + c] = (value(base + c) - mean) * inv * g[c] + b[c]; }
 }`;
 
+// Rows of several sentences share one activation: seg[] holds (start, length) per sentence and rowSeg[] the
+// sentence of each row, so position ids restart, attention stays within a sentence and pooling gives one row each.
+// q, k and v come from the fused QKV linear: one [rows, 3H] activation, row = [q | k | v].
 const ATTENTION = /* wgsl */ `
-struct P { S: u32, H: u32, D: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
+struct P { T: u32, H: u32, D: u32, scale: f32 }
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> rowSeg: array<u32>;
+@group(0) @binding(2) var<storage, read> seg: array<u32>;
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 @group(0) @binding(4) var<uniform> p: P;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  if (gid.x >= p.S * p.H) { return; }
+  if (gid.x >= p.T * p.H) { return; }
   let i = gid.x / p.H;
   let h = gid.x % p.H;
   let width = p.H * p.D;
-  let qo = i * width + h * p.D;
+  let qo = i * 3u * width + h * p.D;
+  let s0 = seg[2u * rowSeg[i]];
+  let s1 = s0 + seg[2u * rowSeg[i] + 1u];
   var acc: array<f32, 64>;
   var m = -1e30;
   var l = 0.0;
-  for (var j = 0u; j < p.S; j++) {  // one pass, online softmax
-    let ko = j * width + h * p.D;
+  for (var j = s0; j < s1; j++) {  // one pass, online softmax, over this sentence's tokens only
+    let ko = j * 3u * width + width + h * p.D;
+    let vo = ko + width;
     var s = 0.0;
-    for (var d = 0u; d < p.D; d++) { s += q[qo + d] * k[ko + d]; }
+    for (var d = 0u; d < p.D; d++) { s += qkv[qo + d] * qkv[ko + d]; }
     s *= p.scale;
     let mn = max(m, s);
     let c = exp(m - mn);
     let e = exp(s - mn);
     l = l * c + e;
-    for (var d = 0u; d < p.D; d++) { acc[d] = acc[d] * c + e * v[ko + d]; }
+    for (var d = 0u; d < p.D; d++) { acc[d] = acc[d] * c + e * qkv[vo + d]; }
     m = mn;
   }
-  for (var d = 0u; d < p.D; d++) { o[qo + d] = acc[d] / l; }
+  for (var d = 0u; d < p.D; d++) { o[i * width + h * p.D + d] = acc[d] / l; }
 }`;
 
 const EMBED = /* wgsl */ `
-struct P { S: u32, H: u32 }
+struct P { T: u32, H: u32 }
 @group(0) @binding(0) var<storage, read> ids: array<u32>;
-@group(0) @binding(1) var<storage, read> word: array<f32>;
-@group(0) @binding(2) var<storage, read> pos: array<f32>;
-@group(0) @binding(3) var<storage, read> typ: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@group(0) @binding(5) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> rowSeg: array<u32>;
+@group(0) @binding(2) var<storage, read> seg: array<u32>;
+@group(0) @binding(3) var<storage, read> word: array<f32>;
+@group(0) @binding(4) var<storage, read> pos: array<f32>;
+@group(0) @binding(5) var<storage, read> typ: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(7) var<uniform> p: P;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  if (gid.x >= p.S * p.H) { return; }
-  let s = gid.x / p.H;
+  if (gid.x >= p.T * p.H) { return; }
+  let r = gid.x / p.H;
   let c = gid.x % p.H;
-  y[gid.x] = word[ids[s] * p.H + c] + pos[s * p.H + c] + typ[c];
+  let position = r - seg[2u * rowSeg[r]];  // position ids restart per sentence
+  y[gid.x] = word[ids[r] * p.H + c] + pos[position * p.H + c] + typ[c];
 }`;
 
+// One workgroup per sentence: mean over its rows, then L2 normalise; one output row per sentence.
 const POOL = /* wgsl */ `
-struct P { S: u32, H: u32 }
+struct P { B: u32, H: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> seg: array<u32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> p: P;
 ${WORKGROUP_SUM}
 @compute @workgroup_size(128)
-fn main(@builtin(local_invocation_id) li: vec3u) {
+fn main(@builtin(local_invocation_id) li: vec3u, @builtin(workgroup_id) wg: vec3u) {
   let l = li.x;
+  let start = seg[2u * wg.x];
+  let count = seg[2u * wg.x + 1u];
+  let out = wg.x * p.H;
   var sq = 0.0;
   for (var c = l; c < p.H; c += 128u) {  // mean over tokens
     var s = 0.0;
-    for (var r = 0u; r < p.S; r++) { s += x[r * p.H + c]; }
-    let m = s / f32(p.S);
-    y[c] = m;
+    for (var r = start; r < start + count; r++) { s += x[r * p.H + c]; }
+    let m = s / f32(count);
+    y[out + c] = m;
     sq += m * m;
   }
   let norm = max(sqrt(total(sq, l)), 1e-12);  // L2 normalise, as sentence-transformers' Normalize
-  for (var c = l; c < p.H; c += 128u) { y[c] = y[c] / norm; }
+  for (var c = l; c < p.H; c += 128u) { y[out + c] = y[out + c] / norm; }
 }`;
 
 const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -193,6 +207,8 @@ export class Gpu {
     this.buffers = new Map();
     this.next = 1;
     this.encoder = null;
+    this.pass = null;
+    this.uniforms = new Map();
     const make = (code) => device.createComputePipeline({ layout: "auto", compute: { module: device.createShaderModule({ code }), entryPoint: "main" } });
     this.pipelines = { linear: make(LINEAR), layernorm: make(LAYERNORM), attention: make(ATTENTION), embed: make(EMBED), pool: make(POOL) };
   }
@@ -247,12 +263,30 @@ export class Gpu {
     return id;
   }
 
+  /** Concatenate tensors (on the GPU, once at load) into a new one: e.g. Q, K and V weights into one [3H, H]. */
+  concat(name, parts) {
+    const sizes = parts.map((p) => this.buf(p).size);
+    const out = this.device.createBuffer({ size: sizes.reduce((a, b) => a + b, 0), usage: STORAGE });
+    const encoder = this.device.createCommandEncoder();
+    let offset = 0;
+    parts.forEach((p, i) => { encoder.copyBufferToBuffer(this.buf(p), 0, out, offset, sizes[i]); offset += sizes[i]; });
+    this.device.queue.submit([encoder.finish()]);
+    this.tensors.set(name, out);
+  }
+
   free(...ids) {
+    if (this.pass) this.abandon(); // freed before its read: a pass that failed midway, never to be submitted
     for (const id of ids) {
       const buffer = this.buffers.get(id);
       if (buffer) buffer.destroy();
       this.buffers.delete(id);
     }
+  }
+
+  abandon() {
+    this.pass.end();
+    this.pass = null;
+    this.encoder = null;
   }
 
   buf(ref) {
@@ -261,20 +295,32 @@ export class Gpu {
     return b;
   }
 
+  /** A 16-byte uniform per distinct parameter set, kept: a pass's ~50 dispatches repeat a handful of them. */
+  uniform(params) {
+    const key = params.map(([type, value]) => type + value).join();
+    let buffer = this.uniforms.get(key);
+    if (!buffer) {
+      if (this.uniforms.size >= 1024) this.uniforms.clear(); // row counts vary per request: stay bounded
+      buffer = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+      const view = new DataView(buffer.getMappedRange());
+      params.forEach(([type, value], i) => (type === "f32" ? view.setFloat32(i * 4, value, true) : view.setUint32(i * 4, value, true)));
+      buffer.unmap();
+      this.uniforms.set(key, buffer);
+    }
+    return buffer;
+  }
+
+  /** Record one dispatch into the open compute pass: every dispatch until the next read() shares one pass
+   * (WebGPU orders them and makes each one's writes visible to the next). */
   dispatch(pipeline, refs, params, groups) {
-    const uniform = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
-    const view = new DataView(uniform.getMappedRange());
-    params.forEach(([type, value], i) => (type === "f32" ? view.setFloat32(i * 4, value, true) : view.setUint32(i * 4, value, true)));
-    uniform.unmap();
     const entries = refs.map((ref, i) => ({ binding: i, resource: { buffer: this.buf(ref) } }));
-    entries.push({ binding: refs.length, resource: { buffer: uniform } });
+    entries.push({ binding: refs.length, resource: { buffer: this.uniform(params) } });
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     this.encoder = this.encoder || this.device.createCommandEncoder();
-    const pass = this.encoder.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(...groups);
-    pass.end();
+    this.pass = this.pass || this.encoder.beginComputePass();
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(...groups);
   }
 
   /** y[M,N] = x[M,K] · Wᵀ + b (W as stored by PyTorch: [N,K]); gelu=1 applies exact (erf) GELU. */
@@ -288,22 +334,27 @@ export class Gpu {
     this.dispatch(this.pipelines.layernorm, [x, residual || x, gamma, beta, y], [["u32", M], ["u32", N], ["u32", residual ? 1 : 0], ["f32", eps]], [M]);
   }
 
-  attention(q, k, v, out, S, heads, headDim) {
-    this.dispatch(this.pipelines.attention, [q, k, v, out], [["u32", S], ["u32", heads], ["u32", headDim], ["f32", 1 / Math.sqrt(headDim)]], [Math.ceil((S * heads) / 64)]);
+  /** out[T, heads*headDim] from the fused qkv[T, 3*heads*headDim]; each row attends within its sentence only. */
+  attention(qkv, rowSeg, seg, out, T, heads, headDim) {
+    this.dispatch(this.pipelines.attention, [qkv, rowSeg, seg, out], [["u32", T], ["u32", heads], ["u32", headDim], ["f32", 1 / Math.sqrt(headDim)]], [Math.ceil((T * heads) / 64)]);
   }
 
-  embed(ids, word, pos, typ, y, S, H) {
-    this.dispatch(this.pipelines.embed, [ids, word, pos, typ, y], [["u32", S], ["u32", H]], [Math.ceil((S * H) / 64)]);
+  /** Word + position (restarting per sentence) + token-type embeddings for T rows. */
+  embed(ids, rowSeg, seg, word, pos, typ, y, T, H) {
+    this.dispatch(this.pipelines.embed, [ids, rowSeg, seg, word, pos, typ, y], [["u32", T], ["u32", H]], [Math.ceil((T * H) / 64)]);
   }
 
-  meanPoolNormalize(x, y, S, H) {
-    this.dispatch(this.pipelines.pool, [x, y], [["u32", S], ["u32", H]], [1]);
+  /** y[B, H]: each sentence's rows mean-pooled and L2-normalised. */
+  meanPoolNormalize(x, seg, y, B, H) {
+    this.dispatch(this.pipelines.pool, [x, seg, y], [["u32", B], ["u32", H]], [B]);
   }
 
   /** Submit what is queued and read `count` floats back. */
   async read(id, count) {
     const staging = this.device.createBuffer({ size: count * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.encoder = this.encoder || this.device.createCommandEncoder();
+    if (this.pass) this.pass.end();
+    this.pass = null;
     this.encoder.copyBufferToBuffer(this.buf(id), 0, staging, 0, count * 4);
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
