@@ -30,7 +30,9 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def net(tmp_path_factory, tiny_models, test_output):
     """A coordinator and chain with no node worker yet, so embeddings can only go to the browser."""
-    with own_network(tmp_path_factory, test_output, "browser", E2E_ENV) as network:
+    # The demo wallet's Included allotment raised to cover the tab-close test's request (E2E_ENV's 3,000 tokens).
+    env = {**E2E_ENV, "ONE_INCLUDED_TIERS": "[[100, 20000], [1000, 5000000], [10000, 20000000]]"}
+    with own_network(tmp_path_factory, test_output, "browser", env) as network:
         yield network
 
 
@@ -119,7 +121,10 @@ def test_closing_the_tab_mid_job_fails_over_and_charges_once(net, chromium, tiny
     result: dict = {}
 
     def request() -> None:
-        texts = [f"sentence number {i} about receipts, workers and the network" for i in range(200)]
+        # ~7,000 tokens (at most 256 inputs): the batched tab (~170 tokens/s on SwiftShader here) is still on it when
+        # the node worker has joined (~8 s), so the tab closes mid-job.
+        texts = [f"sentence number {i} about receipts, workers and the network, signed by the worker and the coordinator, "
+                 "linked by hash and verified by anyone" for i in range(250)]  # fmt: skip
         result["reply"] = httpx.post(net.url + "/v1/embeddings", headers=headers, json={"model": "all-minilm-l6-v2", "input": texts}, timeout=300)
 
     thread = threading.Thread(target=request)
