@@ -3,7 +3,7 @@ WebGPU; SwiftShader here) against the same MiniLM under onnxruntime-web's WebGPU
 browser, and against sentence-transformers (server PyTorch) on this machine's CPU. Same run, same sentences;
 reported, never asserted.
 
-    .venv/bin/python bench/browser_worker.py [--sentences 24]
+    .venv/bin/python bench/browser_worker.py [--sentences 48]
 
 1. ours, batched: the browser worker end to end (POST /v1/embeddings through the coordinator to the tab);
 2. ours, one sentence per pass: the same, in a tab joined with ?batch_tokens=0 (the code before batching);
@@ -163,7 +163,7 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sentences", type=int, default=24)
+    parser.add_argument("--sentences", type=int, default=48)
     parser.add_argument("--reps", type=int, default=3, help="timed runs of each; the best is reported")
     args = parser.parse_args()
     console = Console(width=160)

@@ -3,9 +3,10 @@
 
 // Each invocation computes an 8-row x 4-column block of outputs from vec4 loads, with no workgroup memory: on
 // SwiftShader (no GPU here) barriers are slow, and this measured 8x faster than a 16x16 shared-memory tile. The
-// block is unrolled in the generated source (constant indices, one scalar accumulator each): SwiftShader keeps
-// those in registers, where a loop over an array did not: 4.4 GFLOP/s against 2.3 for the same 4x4 block as loops,
-// with bit-identical results (same summation order). K must be a multiple of 4 (MiniLM: 384, 1536).
+// block is unrolled in the generated source (constant indices, one scalar accumulator each, row and column offsets
+// computed once): SwiftShader keeps those in registers, where a loop over an array did not: 5.2 GFLOP/s against 2.3
+// for the same 4x4 block as loops, with bit-identical results (same summation order). K must be a multiple of 4
+// (MiniLM: 384, 1536).
 const LINEAR_ROWS = 8, LINEAR_COLS = 4;
 const unrolled = (n, line) => Array.from({ length: n }, (_, i) => line(i)).join("\n");
 const LINEAR = /* wgsl */ `
@@ -34,16 +35,18 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let r0 = (gid.x / colBlocks) * ${LINEAR_ROWS}u;
   let c0 = (gid.x % colBlocks) * ${LINEAR_COLS}u;
   let k4 = p.K / 4u;
+${unrolled(LINEAR_COLS, (j) => `  let wo${j} = min(c0 + ${j}u, p.N - 1u) * k4;`)}
+${unrolled(LINEAR_ROWS, (i) => `  let xo${i} = min(r0 + ${i}u, p.M - 1u) * k4;`)}
 ${unrolled(LINEAR_ROWS * LINEAR_COLS, (i) => `  var a${i} = 0.0;`)}
   for (var k = 0u; k < k4; k++) {
-${unrolled(LINEAR_COLS, (j) => `    let w${j} = w[min(c0 + ${j}u, p.N - 1u) * k4 + k];`)}
-${unrolled(LINEAR_ROWS, (i) => `    { let xv = x[min(r0 + ${i}u, p.M - 1u) * k4 + k];\n` +
+${unrolled(LINEAR_COLS, (j) => `    let w${j} = w[wo${j} + k];`)}
+${unrolled(LINEAR_ROWS, (i) => `    { let xv = x[xo${i} + k];\n` +
     unrolled(LINEAR_COLS, (j) => `      a${i * LINEAR_COLS + j} += dot(xv, w${j});`) + "\n    }")}
   }
 ${unrolled(LINEAR_ROWS * LINEAR_COLS, (i) => `  store(r0 + ${Math.floor(i / LINEAR_COLS)}u, c0 + ${i % LINEAR_COLS}u, a${i});`)}
 }`;
 
-// Sum of one value per invocation over a 128-wide workgroup (tree reduction), for layernorm and pooling.
+// Sum of one value per invocation over a 128-wide workgroup (tree reduction), for pooling (once per pass).
 const WORKGROUP_SUM = /* wgsl */ `
 var<workgroup> part: array<f32, 128>;
 fn total(v: f32, l: u32) -> f32 {
@@ -58,6 +61,8 @@ fn total(v: f32, l: u32) -> f32 {
   return out;
 }`;
 
+// One invocation per row, no workgroup memory: SwiftShader's barriers made the 128-wide tree reduction cost 99 ms
+// per layernorm over 864 rows (a quarter of a pass); this runs in a few ms. Two passes over the row, as PyTorch.
 const LAYERNORM = /* wgsl */ `
 struct P { M: u32, N: u32, residual: u32, eps: f32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -66,19 +71,18 @@ struct P { M: u32, N: u32, residual: u32, eps: f32 }
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<uniform> p: P;
-${WORKGROUP_SUM}
 fn value(i: u32) -> f32 { return select(x[i], x[i] + r[i], p.residual == 1u); }
-@compute @workgroup_size(128)
-fn main(@builtin(local_invocation_id) li: vec3u, @builtin(workgroup_id) wg: vec3u) {
-  let l = li.x;
-  let base = wg.x * p.N;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  if (gid.x >= p.M) { return; }
+  let base = gid.x * p.N;
   var s = 0.0;
-  for (var c = l; c < p.N; c += 128u) { s += value(base + c); }
-  let mean = total(s, l) / f32(p.N);
+  for (var c = 0u; c < p.N; c++) { s += value(base + c); }
+  let mean = s / f32(p.N);
   var q = 0.0;
-  for (var c = l; c < p.N; c += 128u) { let d = value(base + c) - mean; q += d * d; }
-  let inv = inverseSqrt(total(q, l) / f32(p.N) + p.eps);
-  for (var c = l; c < p.N; c += 128u) { y[base + c] = (value(base + c) - mean) * inv * g[c] + b[c]; }
+  for (var c = 0u; c < p.N; c++) { let d = value(base + c) - mean; q += d * d; }
+  let inv = inverseSqrt(q / f32(p.N) + p.eps);
+  for (var c = 0u; c < p.N; c++) { y[base + c] = (value(base + c) - mean) * inv * g[c] + b[c]; }
 }`;
 
 // Rows of several sentences share one activation: seg[] holds (start, length) per sentence and rowSeg[] the
@@ -328,7 +332,7 @@ export class Gpu {
 
   /** y = LayerNorm(x (+ residual)) per row of N. residual 0 means none. */
   layerNorm(x, residual, gamma, beta, y, M, N, eps) {
-    this.dispatch(this.pipelines.layernorm, [x, residual || x, gamma, beta, y], [["u32", M], ["u32", N], ["u32", residual ? 1 : 0], ["f32", eps]], [M]);
+    this.dispatch(this.pipelines.layernorm, [x, residual || x, gamma, beta, y], [["u32", M], ["u32", N], ["u32", residual ? 1 : 0], ["f32", eps]], [Math.ceil(M / 64)]);
   }
 
   /** out[T, heads*headDim] from the fused qkv[T, 3*heads*headDim]; each row attends within its sentence only. */
