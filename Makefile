@@ -32,7 +32,7 @@ $(VENV)/.installed: pyproject.toml worker/pyproject.toml
 	$(PY) -m pip install -q -e '.[audit,scale]' -e './worker[ml]'
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(PY) -m pip install -q -e '.[audit,scale,test]' -e './worker[ml]'
 	touch $@
 

@@ -85,6 +85,8 @@ async def main() -> None:
     status = StatusReports(host)
     status.report(state="loading", step="weights")
     model = await MiniLM.load(host.gpu, str(host.weightsUrl))
+    if str(host.batchTokens).isdigit():  # the page's ?batch_tokens= (bench/browser_worker.py's one-sentence-per-pass run)
+        model.batch_tokens = int(str(host.batchTokens))
 
     async def sign(message: bytes) -> str:
         return str(await host.sign(message.hex()))

@@ -45,7 +45,7 @@ function push(frame) {
   else frames.push(frame);
 }
 
-async function start({ coordinator, payout, origin, adapter }) {
+async function start({ coordinator, payout, origin, adapter, batchTokens }) {
   postMessage({ state: "loading", step: "python" });
   const pyodide = await loadPyodide({ indexURL: new URL("/pyodide/", origin).href });
   pyodide.unpackArchive(await (await fetch(new URL(WHEEL, origin))).arrayBuffer(), "wheel");
@@ -55,6 +55,7 @@ async function start({ coordinator, payout, origin, adapter }) {
   postMessage({ state: "loading", step: "weights", pubkey });
   Object.assign(host, {
     pubkey, payout, adapter, gpu,
+    batchTokens: batchTokens == null ? "" : String(batchTokens),
     weightsUrl: new URL("/one/weights/all-minilm-l6-v2", origin).href,
     sign: async (hex) => toHex(await crypto.subtle.sign("Ed25519", pair.privateKey, fromHex(hex))),
     connect: () => new Promise((resolve, reject) => {
@@ -79,28 +80,8 @@ function leave() {
   if (socket) socket.close(1000, "contributor left");
 }
 
-// Benchmark hooks for bench/browser_worker.py (same kernels, timed in this worker).
-async function bench({ n }) {
-  const gpu = await Gpu.open();
-  const a = Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000);
-  const x = gpu.upload(a), w = gpu.upload(a), b = gpu.upload(new Array(n).fill(0)), y = gpu.alloc(n * n);
-  gpu.linear(x, w, b, y, n, n, n, 0);
-  await gpu.read(y, 1); // warm-up (pipeline compile)
-  const reps = 5;
-  let t = performance.now();
-  for (let r = 0; r < reps; r++) gpu.linear(x, w, b, y, n, n, n, 0);
-  await gpu.read(y, 1);
-  const gpuS = (performance.now() - t) / 1000 / reps;
-  const fa = Float32Array.from(a), out = new Float32Array(n * n);
-  t = performance.now();
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) { let s = 0; for (let k = 0; k < n; k++) s += fa[i * n + k] * fa[j * n + k]; out[i * n + j] = s; }
-  const jsS = (performance.now() - t) / 1000;
-  const flops = 2 * n * n * n;
-  postMessage({ bench: { n, gpu_gflops: flops / gpuS / 1e9, js_gflops: flops / jsS / 1e9 } });
-}
-
 onmessage = (e) => {
   const { cmd } = e.data;
-  const run = cmd === "start" ? start(e.data) : cmd === "bench" ? bench(e.data) : cmd === "leave" ? Promise.resolve(leave()) : null;
+  const run = cmd === "start" ? start(e.data) : cmd === "leave" ? Promise.resolve(leave()) : null;
   if (run) run.catch((err) => postMessage({ state: "failed", error: String(err && err.message ? err.message : err) }));
 };

@@ -68,7 +68,9 @@ export function WorkerPage() {
     const origin = location.origin;
     worker.current = new Worker("/web/browser-worker.js", { type: "module" });
     worker.current.onmessage = (e) => report(e.data);
-    worker.current.postMessage({ cmd: "start", coordinator: origin.replace(/^http/, "ws") + "/worker/ws", origin, payout, adapter });
+    // ?batch_tokens=N: tokens per GPU pass (0: one sentence per pass), for bench/browser_worker.py's before/after.
+    const batchTokens = new URLSearchParams(location.search).get("batch_tokens");
+    worker.current.postMessage({ cmd: "start", coordinator: origin.replace(/^http/, "ws") + "/worker/ws", origin, payout, adapter, batchTokens });
   }
 
   function leave() {
