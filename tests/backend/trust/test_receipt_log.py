@@ -28,6 +28,15 @@ async def test_appended_receipts_link_and_verify(sqlite_db):
     assert report.ok, [v.problems for v in report.verdicts]
 
 
+async def test_stored_rows_read_back_as_the_receipts_returned(sqlite_db):
+    """A row's JSON is the receipt's JCS bytes with hash and sig appended: text outside ASCII and quotes included,
+    it reads back equal to what append returned, and verifies."""
+    log, worker = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), SigningKey.generate()
+    stored = await _append(log, worker, ['job "é" 漢字 \\ \u2028 😀', "plain"])
+    assert [ReceiptLog.get(r["hash"]) for r in stored] == stored
+    assert verify_chain(ReceiptLog.chain()).ok
+
+
 async def test_every_single_byte_change_is_detected(sqlite_db):
     log, worker = ReceiptLog(SigningKey.generate(), ACCOUNT_SECRET), SigningKey.generate()
     stored = await _append(log, worker, ["a", "b"])
