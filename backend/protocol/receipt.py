@@ -289,19 +289,7 @@ def receipt_body(stored: Mapping[str, Any]) -> dict[str, Any]:
 
 def receipt_hash(receipt: Mapping[str, Any]) -> str:
     """sha256hex(JCS(receipt)); accepts a stored receipt too (envelope keys ignored)."""
-    return hashed_body(receipt)[0]
-
-
-def hashed_body(receipt: Mapping[str, Any]) -> tuple[str, bytes]:
-    """(receipt_hash, the JCS bytes it hashes): the log stores those bytes with the envelope appended instead of
-    serialising the receipt a second time."""
-    canonical = jcs(receipt_body(receipt))
-    return sha256hex(canonical), canonical
-
-
-def stored_json(canonical: bytes, digest: str, sig: str) -> str:
-    """A stored receipt's JSON text: its JCS body with `hash` and `sig` added as the last members."""
-    return canonical[:-1].decode("utf-8") + f',"hash":"{digest}","sig":"{sig}"}}'
+    return sha256hex(jcs(receipt_body(receipt)))
 
 
 def build_receipt(

@@ -102,8 +102,8 @@ class ReceiptLog:
     def _append_sync(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One transaction for the whole batch: lock (Postgres), read the head's seq and hash, then chain, hash and
         sign each receipt and write them all in one multi-row insert (a Core executemany: no ORM object per
-        receipt), with the charges of those that settle, and commit. Each receipt is serialised once: its JCS bytes are
-        hashed and, with the envelope appended, stored."""
+        receipt), with the charges of those that settle, and commit. Each receipt is serialised once for its hash
+        (JCS) and once for the stored row."""
         with session() as db:
             if db.get_bind().dialect.name == "postgresql":
                 db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK_ID})
@@ -115,10 +115,10 @@ class ReceiptLog:
                 fields = dict(fields)
                 settle = fields.pop("settle", None)
                 body = rc.build_receipt(seq=seq, prev=prev, ts=ts, coordinator=self.coordinator, **fields)
-                digest, canonical = rc.hashed_body(body)
+                digest = rc.receipt_hash(body)
                 stored = {**body, "hash": digest, "sig": sign_hex(self.key, bytes.fromhex(digest))}
                 rows.append({"seq": seq, "hash": digest, "job": body["job"], "account": body["account"], "ts": ts,
-                             "stored": rc.stored_json(canonical, digest, stored["sig"])})  # fmt: skip
+                             "stored": json.dumps(stored)})  # fmt: skip
                 if settle is not None:  # the charge lands in the same transaction as its receipt
                     settlements.append((stored, *settle))
                 out.append(stored)
