@@ -77,6 +77,7 @@ class OpenAIHTTPEngine:
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers, self._timeout_s = headers, timeout_s
         self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None  # the loop the session was made in
         self.trace_configs: list[aiohttp.TraceConfig] = []  # request hooks (tests read what is sent upstream)
         listed = None if upstream_model and max_context else _list_models(self.base_url, headers)
         if upstream_model is None:
@@ -159,7 +160,7 @@ class OpenAIHTTPEngine:
     ) -> AsyncIterator[Piece]:
         """One streamed upstream request: Pieces as they come (upstream indexes); the rest lands in `streamed`."""
         path = "/completions" if task == "completion" else "/chat/completions"
-        async with self._http().post(self.base_url + path, json=payload) as response:
+        async with self._http().post(self._url(path), json=payload) as response:
             if response.status != 200:
                 raise _upstream_error(response.status, await response.read())
             async for line in _lines(response.content):
@@ -231,10 +232,11 @@ class OpenAIHTTPEngine:
     def _http(self) -> aiohttp.ClientSession:
         """The connection pool, made on first use in the running event loop (aiohttp binds a session to its loop)."""
         loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._session._loop is not loop:
+        if self._session is None or self._session.closed or self._session_loop is not loop:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=self._timeout_s)
             connector = aiohttp.TCPConnector(limit=256)
             self._session = aiohttp.ClientSession(headers=self._headers, timeout=timeout, connector=connector, trace_configs=self.trace_configs)
+            self._session_loop = loop
         return self._session
 
     async def _post(self, url: str, payload: dict[str, Any]) -> Any:
@@ -293,17 +295,22 @@ class OpenAIHTTPEngine:
 
 async def _lines(body: aiohttp.StreamReader) -> AsyncIterator[str]:
     """The lines of a streamed reply (\\n or \\r\\n), however long: aiohttp's own line reader refuses lines over its
-    buffer size, and one chunk with many logprobs can be longer (up to MAX_LINE_BYTES)."""
-    pending = b""
+    buffer size, and one chunk with many logprobs can be longer (up to MAX_LINE_BYTES). Each chunk is appended once and
+    searched once, so a long line costs time in proportion to its length. Bytes that are not UTF-8 become U+FFFD, as
+    httpx's line reader gave them."""
+    pending = bytearray()
     async for chunk in body.iter_any():
+        searched = len(pending)
         pending += chunk
-        if len(pending) > MAX_LINE_BYTES and b"\n" not in pending:
+        end = pending.rfind(b"\n", searched)
+        if end >= 0:
+            for line in bytes(pending[:end]).split(b"\n"):
+                yield line.rstrip(b"\r").decode(errors="replace")
+            del pending[: end + 1]
+        if len(pending) > MAX_LINE_BYTES:  # what is left is one unfinished line
             raise EngineError("upstream_error", f"the upstream sent a line over {MAX_LINE_BYTES} bytes")
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line.rstrip(b"\r").decode()
     if pending:
-        yield pending.rstrip(b"\r").decode()
+        yield bytes(pending).rstrip(b"\r").decode(errors="replace")
 
 
 def _prompts(task: str, body: dict[str, Any]) -> list[Any]:
