@@ -36,7 +36,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 CACHE = REPO / "bench" / ".cache"
 ORT_DIST = REPO / "node_modules" / "onnxruntime-web" / "dist"
-BATCH_TOKENS = 2048  # the same cap per pass as browser_worker.minilm.MiniLM.batch_tokens
 
 # Served by the bench's own static server, same origin as ORT's .mjs/.wasm and the .onnx file.
 ORT_PAGE = """<!doctype html><meta charset="utf-8"><title>onnxruntime-web WebGPU</title>
@@ -117,10 +116,13 @@ def export_onnx() -> Path:
 
 
 def padded_batches(encoded: list[list[int]]) -> list[dict]:
-    """Consecutive sentences, padded to the longest of their batch, at most BATCH_TOKENS padded tokens a batch."""
+    """Consecutive sentences, padded to the longest of their batch, at most as many padded tokens a batch as our worker
+    puts in one pass (MiniLM.batch_tokens)."""
+    from browser_worker.minilm import MiniLM
+
     out: list[list[list[int]]] = []
     for ids in encoded:
-        if out and (len(out[-1]) + 1) * max(len(ids), *(len(s) for s in out[-1])) <= BATCH_TOKENS:
+        if out and (len(out[-1]) + 1) * max(len(ids), *(len(s) for s in out[-1])) <= MiniLM.batch_tokens:
             out[-1].append(ids)
         else:
             out.append([ids])
